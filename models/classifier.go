@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,8 +36,8 @@ type Config struct {
 	// QueueSize is how many requests (each up to MaxBatch texts) may wait; beyond it Classify
 	// answers ErrOverloaded. Default 256.
 	QueueSize int
-	// Workers is how many batches run at once; default 1. With Workers > 1 set
-	// Session.IntraOpThreads so that Workers × threads does not exceed the cores.
+	// Workers is how many batches run at once; default 2 (one while another is being
+	// assembled or decoded, and on small machines, one per core).
 	Workers int
 	// Logger receives load-time messages; default slog.Default().
 	Logger *slog.Logger
@@ -53,7 +54,10 @@ func (c Config) withDefaults() Config {
 		c.QueueSize = 256
 	}
 	if c.Workers <= 0 {
-		c.Workers = 1
+		c.Workers = 2
+	}
+	if c.Session.IntraOpThreads <= 0 {
+		c.Session.IntraOpThreads = max(1, runtime.NumCPU()/c.Workers)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -224,6 +228,9 @@ func (c *Classifier) Manifest() *Manifest { return c.manifest }
 // Tokenizer returns the bundle's tokenizer.
 func (c *Classifier) Tokenizer() *Tokenizer { return c.tok }
 
+// Config returns the settings in effect, defaults filled in.
+func (c *Classifier) Config() Config { return c.cfg }
+
 // Provider is the execution provider in use: "cpu" or "cuda".
 func (c *Classifier) Provider() string { return c.provider }
 
@@ -238,13 +245,9 @@ func (c *Classifier) Classify(ctx context.Context, texts []string) ([]Result, er
 	if len(texts) == 0 {
 		return nil, nil
 	}
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return nil, ErrClosed
+	if err := c.enter(); err != nil {
+		return nil, err
 	}
-	c.inflight.Add(1)
-	c.mu.RUnlock()
 	defer c.inflight.Done()
 
 	maxLen := c.manifest.MaxSeqLen
@@ -287,6 +290,40 @@ func (c *Classifier) Classify(ctx context.Context, texts []string) ([]Result, er
 		}
 	}
 	return out, nil
+}
+
+// Run classifies already tokenized rows (as Tokenizer.Encode returns them, at most
+// max_seq_len ids each) as one batch on the calling goroutine, without the queue. Benchmarks
+// use it to measure the model alone. It returns ErrClosed after Close.
+func (c *Classifier) Run(ctx context.Context, rows [][]int64) ([]Result, error) {
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.inflight.Done()
+	for _, r := range rows {
+		if len(r) > c.manifest.MaxSeqLen {
+			return nil, fmt.Errorf("row of %d ids is longer than max_seq_len %d", len(r), c.manifest.MaxSeqLen)
+		}
+	}
+	j := &job{ctx: ctx, ids: rows, out: make([]Result, len(rows))}
+	for i, r := range rows {
+		j.out[i].Tokens = len(r)
+	}
+	if err := c.runBatch([]*job{j}); err != nil {
+		return nil, err
+	}
+	return j.out, nil
+}
+
+// enter registers a call, or returns ErrClosed; the caller calls c.inflight.Done.
+func (c *Classifier) enter() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
+	c.inflight.Add(1)
+	return nil
 }
 
 // Close stops accepting texts, waits for running calls, and releases the session. It is safe

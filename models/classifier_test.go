@@ -238,7 +238,9 @@ func TestLoadRefusesBadBundles(t *testing.T) {
 		{name: "input name", opts: bundleOpts{manifest: func(m map[string]any) { m["inputs"] = map[string]any{"input_ids": "ids"} }}, wants: []string{`graph input "input_ids" is not named`}},
 		{name: "missing token types", opts: bundleOpts{tokenTypes: true, manifest: func(m map[string]any) { m["inputs"] = map[string]any{} }}, wants: []string{`"token_type_ids" is not named`}},
 		{name: "int32 input", edit: int32Model, opts: bundleOpts{manifest: func(m map[string]any) { m["heads"] = m["heads"].([]any)[:1] }}, wants: []string{`"input_ids"`, "INT32", "int64"}},
-		{name: "bad tokenizer", edit: func(d string) { os.WriteFile(filepath.Join(d, "tokenizer.json"), []byte(`{"model": {"type": "WordPiece", "vocab": 7}}`), 0o644) }, wants: []string{"tokenizer.json", "malformed"}},
+		{name: "bad tokenizer", edit: func(d string) {
+			os.WriteFile(filepath.Join(d, "tokenizer.json"), []byte(`{"model": {"type": "WordPiece", "vocab": 7}}`), 0o644)
+		}, wants: []string{"tokenizer.json", "malformed"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

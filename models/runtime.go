@@ -107,7 +107,8 @@ type SessionConfig struct {
 	Provider string
 	// DeviceID is the CUDA device; default 0.
 	DeviceID int
-	// IntraOpThreads is the threads one run may use; 0 lets ONNX Runtime choose (one per core).
+	// IntraOpThreads is the threads one run may use. A Classifier defaults it to the cores
+	// divided by its workers; elsewhere 0 lets ONNX Runtime choose.
 	IntraOpThreads int
 	// InterOpThreads is the threads for parallel graph branches; 0 lets ONNX Runtime choose.
 	InterOpThreads int

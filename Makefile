@@ -1,0 +1,45 @@
+# kefu — make run starts the server on its embedded defaults; make test runs every test.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+ORT_LIB = $(shell scripts/ort.sh)
+
+.PHONY: run build ort test test-short bench bench-go fuzz model lint clean
+
+## run: provision ONNX Runtime, build, and serve the embedded demo bot on 127.0.0.1:8080
+run: build
+	KEFU_ORT_LIB=$(ORT_LIB) ./bin/kefu serve $(ARGS)
+
+## build: build bin/kefu (needs cgo and gcc)
+build:
+	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o bin/kefu ./cmd/kefu
+
+## ort: find or fetch the ONNX Runtime library (third_party/onnxruntime/)
+ort:
+	@scripts/ort.sh
+
+## test: every test, with the race detector, against the real ONNX Runtime and Redis
+test:
+	$(GO) vet ./...
+	KEFU_ORT_LIB=$(ORT_LIB) scripts/with-redis.sh $(GO) test -race -count=1 -timeout 20m ./...
+
+## bench: kefu bench on the BERT-shaped 4×256 model, then the Go benchmarks
+bench: build
+	KEFU_ORT_LIB=$(ORT_LIB) ./bin/kefu bench
+	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test -run '^$$' -bench . -benchmem ./models/...
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./models -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME)
+	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./models -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME)
+	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./models -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
+	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./engine/httpapi -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
+
+## model: rebuild the embedded demo model from cmd/kefu/bot/nlu
+model:
+	$(GO) run ./scripts/demomodel
+
+clean:
+	rm -rf bin

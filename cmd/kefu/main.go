@@ -1,0 +1,146 @@
+// Command kefu is the kefu conversation engine: one binary with subcommands.
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/kefu-ai/kefu/models"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `kefu — a conversation engine for customer service
+
+Usage:
+  kefu <command> [flags]
+
+Commands:
+  serve     run the HTTP API (embedded demo bot and model unless --model is given)
+  bench     measure tokenization, ONNX Runtime and batched classification speed
+  eval      measure a model's accuracy and macro-F1 on labelled data
+  version   print the version
+
+Run 'kefu <command> -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stderr)
+	case "bench":
+		err = bench(ctx, args[1:], stdout, stderr)
+	case "eval":
+		err = evaluate(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, versionString())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "kefu: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "kefu %s: %v\n", args[0], err)
+	return 1
+}
+
+var errUsage = errors.New("usage")
+
+func versionString() string {
+	goVersion := "unknown"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		goVersion = info.GoVersion
+	}
+	return fmt.Sprintf("kefu %s (%s; ONNX Runtime >= %s)", version, goVersion, models.MinORTVersion)
+}
+
+// newFlags returns a flag set that prints its usage to stderr and reports errors as errUsage.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: kefu %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "kefu %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+// ortFlag adds --ort-lib and returns a function that opens the runtime. An explicit
+// --ort-lib or $KEFU_ORT_LIB is used alone; otherwise third_party/onnxruntime/ under the
+// working directory, then beside the executable.
+func ortFlag(fs *flag.FlagSet) func() (*models.Runtime, error) {
+	lib := fs.String("ort-lib", "", "ONNX Runtime shared library (default $KEFU_ORT_LIB, then third_party/onnxruntime/libonnxruntime.so.1, then beside the binary)")
+	return func() (*models.Runtime, error) {
+		candidates := []string{cmp.Or(*lib, os.Getenv("KEFU_ORT_LIB"))}
+		if candidates[0] == "" {
+			candidates = []string{filepath.Join("third_party", "onnxruntime", "libonnxruntime.so.1")}
+			if exe, err := os.Executable(); err == nil {
+				dir := filepath.Dir(exe)
+				candidates = append(candidates, filepath.Join(dir, "libonnxruntime.so.1"), filepath.Join(dir, "..", "third_party", "onnxruntime", "libonnxruntime.so.1"))
+			}
+		}
+		path, err := models.FindLibrary(candidates...)
+		if err != nil {
+			return nil, err
+		}
+		return models.OpenRuntime(path)
+	}
+}
+
+// modelFlags adds the flags that tune a Classifier.
+func modelFlags(fs *flag.FlagSet) *models.Config {
+	cfg := &models.Config{}
+	fs.StringVar(&cfg.Session.Provider, "provider", "cpu", "execution provider: cpu or cuda (falls back to cpu with a warning)")
+	fs.IntVar(&cfg.Session.DeviceID, "device", 0, "CUDA device id")
+	fs.IntVar(&cfg.Session.IntraOpThreads, "threads", 0, "threads per model run (0: cores / workers)")
+	fs.IntVar(&cfg.Session.InterOpThreads, "inter-threads", 0, "threads across graph branches (0: ONNX Runtime's default)")
+	fs.IntVar(&cfg.MaxBatch, "max-batch", 32, "most texts in one model run")
+	fs.DurationVar(&cfg.MaxWait, "max-wait", 1e6, "how long a batch waits to fill after its first text")
+	fs.IntVar(&cfg.QueueSize, "queue", 256, "requests that may wait for the model before answering overloaded")
+	fs.IntVar(&cfg.Workers, "workers", 2, "batches run at once (keep workers × threads ≤ cores)")
+	return cfg
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/kefu-ai/kefu/engine"
+	"github.com/kefu-ai/kefu/engine/httpapi"
+	"github.com/kefu-ai/kefu/models"
+)
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("serve", "[flags]", stderr)
+	addr := fs.String("addr", envOr("KEFU_ADDR", "127.0.0.1:8080"), "address to listen on ($KEFU_ADDR)")
+	modelDir := fs.String("model", os.Getenv("KEFU_MODEL"), "model bundle directory ($KEFU_MODEL; default: the embedded demo model)")
+	bodyLimit := fs.Int64("body-limit", 1<<20, "largest request body in bytes")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	openRuntime := ortFlag(fs)
+	cfg := modelFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
+
+	rt, err := openRuntime()
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	clf, err := loadModel(rt, *modelDir, *cfg)
+	if err != nil {
+		return err
+	}
+	defer clf.Close()
+
+	api := httpapi.New(engine.New(clf), httpapi.Config{BodyLimit: *bodyLimit, Logger: log})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	m := clf.Manifest()
+	log.Info("kefu serving", "addr", ln.Addr().String(), "model", m.Name, "model_version", m.Version,
+		"provider", clf.Provider(), "onnxruntime", rt.Version(), "version", version)
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return err
+	}
+	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// loadModel loads the bundle in dir, or the embedded demo model when dir is empty.
+func loadModel(rt *models.Runtime, dir string, cfg models.Config) (*models.Classifier, error) {
+	if dir == "" {
+		tmp, err := extractModel()
+		if err != nil {
+			return nil, fmt.Errorf("embedded model: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	return models.Load(rt, dir, cfg)
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}

@@ -1,0 +1,173 @@
+// Package engine composes what kefu does with one customer message. It knows the models,
+// dialogs and knowledge base through small interfaces and nothing of HTTP, Redis or ONNX
+// Runtime; engine/httpapi serves it.
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/kefu-ai/kefu/models"
+)
+
+// classifier is what the engine needs of a loaded model (models.Classifier).
+type classifier interface {
+	Classify(ctx context.Context, texts []string) ([]models.Result, error)
+	Manifest() *models.Manifest
+}
+
+var _ classifier = (*models.Classifier)(nil)
+
+// Engine answers customer messages.
+type Engine struct {
+	nlu classifier
+	now func() time.Time
+}
+
+// New returns an engine over a loaded model.
+func New(nlu classifier) *Engine {
+	return &Engine{nlu: nlu, now: time.Now}
+}
+
+// Model names the loaded model.
+func (e *Engine) Model() ModelInfo {
+	m := e.nlu.Manifest()
+	return ModelInfo{Name: m.Name, Version: m.Version}
+}
+
+// ModelInfo identifies a model.
+type ModelInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// ParseRequest asks what the model makes of one text.
+type ParseRequest struct {
+	Text string `json:"text"`
+	// Lang is "zh", "en", or "" / "auto" to detect it.
+	Lang string `json:"lang,omitempty"`
+	// TopK is how many labels each head ranks; default 3, at most 100.
+	TopK int `json:"top_k,omitempty"`
+}
+
+// ParseResult is every head's answer for one text.
+type ParseResult struct {
+	Lang      string               `json:"lang"`
+	Model     ModelInfo            `json:"model"`
+	Heads     map[string]HeadParse `json:"heads"`
+	Tokens    int                  `json:"tokens"`
+	Truncated bool                 `json:"truncated"`
+	TookMS    float64              `json:"took_ms"`
+}
+
+// HeadParse is one head's label, confidence and ranking.
+type HeadParse struct {
+	Label      string   `json:"label"`
+	Confidence float32  `json:"confidence"`
+	Ranking    []Ranked `json:"ranking"`
+}
+
+// Ranked is a label with its probability.
+type Ranked struct {
+	Label      string  `json:"label"`
+	Confidence float32 `json:"confidence"`
+}
+
+// Parse classifies one text with every head of the model. Errors: Invalid (empty text,
+// invalid UTF-8, unknown lang, top_k out of range), Overloaded, Unavailable, Canceled.
+func (e *Engine) Parse(ctx context.Context, req ParseRequest) (*ParseResult, error) {
+	start := e.now()
+	if err := checkText(req.Text); err != nil {
+		return nil, err
+	}
+	lang, err := language(req.Lang, req.Text)
+	if err != nil {
+		return nil, err
+	}
+	k := req.TopK
+	switch {
+	case k == 0:
+		k = 3
+	case k < 0 || k > 100:
+		return nil, Errorf(Invalid, "top_k must be between 1 and 100, got %d", k)
+	}
+	res, err := e.nlu.Classify(ctx, []string{req.Text})
+	if err != nil {
+		return nil, modelError(err)
+	}
+	r := res[0]
+	out := &ParseResult{Lang: lang, Model: e.Model(), Heads: map[string]HeadParse{}, Tokens: r.Tokens, Truncated: r.Truncated}
+	m := e.nlu.Manifest()
+	for i, h := range r.Heads {
+		out.Heads[h.Head] = HeadParse{Label: h.Label, Confidence: h.Confidence, Ranking: rank(m.Heads[i].Labels, h.Scores, k)}
+	}
+	out.TookMS = float64(e.now().Sub(start).Microseconds()) / 1000
+	return out, nil
+}
+
+// checkText refuses texts no model should see.
+func checkText(text string) error {
+	if !utf8.ValidString(text) {
+		return Errorf(Invalid, "text is not valid UTF-8")
+	}
+	if strings.TrimSpace(text) == "" {
+		return Errorf(Invalid, "text is empty")
+	}
+	return nil
+}
+
+// language returns the requested language, or detects it: "zh" when at least a third of the
+// letters are Han characters, otherwise "en".
+func language(lang, text string) (string, error) {
+	switch lang {
+	case "zh", "en":
+		return lang, nil
+	case "", "auto":
+	default:
+		return "", Errorf(Invalid, "lang must be zh, en or auto, got %q", lang)
+	}
+	han, letters := 0, 0
+	for _, r := range text {
+		if unicode.Is(unicode.Han, r) {
+			han++
+			letters++
+		} else if unicode.IsLetter(r) {
+			letters++
+		}
+	}
+	if letters > 0 && han*3 >= letters {
+		return "zh", nil
+	}
+	return "en", nil
+}
+
+// rank returns the k most probable labels, most probable first, ties by label order.
+func rank(labels []string, scores []float32, k int) []Ranked {
+	out := make([]Ranked, len(labels))
+	for i := range labels {
+		out[i] = Ranked{Label: labels[i], Confidence: scores[i]}
+	}
+	slices.SortStableFunc(out, func(a, b Ranked) int { return cmp.Compare(b.Confidence, a.Confidence) })
+	return out[:min(k, len(out))]
+}
+
+// modelError translates a models error into the API's codes.
+func modelError(err error) error {
+	switch {
+	case errors.Is(err, models.ErrOverloaded):
+		return &Error{Code: Overloaded, Message: "the model is busy; retry shortly", Err: err}
+	case errors.Is(err, models.ErrClosed):
+		return &Error{Code: Unavailable, Message: "the model is not loaded", Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Code: Unavailable, Message: "the model did not answer in time", Err: err}
+	case errors.Is(err, context.Canceled):
+		return &Error{Code: Canceled, Message: "request canceled", Err: err}
+	}
+	return &Error{Code: Internal, Message: "internal error", Err: err}
+}

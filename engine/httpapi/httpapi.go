@@ -1,0 +1,224 @@
+// Package httpapi serves the engine over HTTP with echo. Every error leaves through one
+// handler that maps engine error codes to HTTP statuses (see Status).
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/kefu-ai/kefu/engine"
+)
+
+// Config tunes the HTTP layer.
+type Config struct {
+	// BodyLimit is the largest request body in bytes; default 1 MiB.
+	BodyLimit int64
+	// Logger receives one line per request (no message text); default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is kefu's HTTP API.
+type Server struct {
+	eng *engine.Engine
+	cfg Config
+	e   *echo.Echo
+}
+
+// New builds the API over eng.
+func New(eng *engine.Engine, cfg Config) *Server {
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{eng: eng, cfg: cfg, e: echo.New()}
+	e := s.e
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestID())
+	e.Use(s.logRequests)
+	e.Use(middleware.Recover())
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.POST("/v1/nlu/parse", s.parse)
+	return s
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHTTP(w, r) }
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "model": s.eng.Model()})
+}
+
+func (s *Server) parse(c echo.Context) error {
+	var req engine.ParseRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	res, err := s.eng.Parse(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// decode reads a JSON body strictly: within the size limit, valid UTF-8, one object, known
+// fields only. Errors name the field or the position.
+func (s *Server) decode(c echo.Context, v any) error {
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, s.cfg.BodyLimit+1))
+	if err != nil {
+		return engine.Errorf(engine.Invalid, "reading body: %v", err)
+	}
+	if int64(len(body)) > s.cfg.BodyLimit {
+		return engine.Errorf(engine.TooLarge, "body is over the limit of %d bytes", s.cfg.BodyLimit)
+	}
+	if !utf8.Valid(body) {
+		return engine.Errorf(engine.Invalid, "body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return engine.Errorf(engine.Invalid, "invalid JSON: %s", describeJSONError(err))
+	}
+	if dec.More() {
+		return engine.Errorf(engine.Invalid, "invalid JSON: more than one value in the body")
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var typ *json.UnmarshalTypeError
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q must be %s, got %s", typ.Field, typ.Type, typ.Value)
+	case errors.As(err, &syn):
+		return fmt.Sprintf("%v at byte %d", syn, syn.Offset)
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "body ends early"
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return "unknown field " + f
+	}
+	return err.Error()
+}
+
+// Status maps each engine error code to its HTTP status.
+var Status = map[engine.Code]int{
+	engine.Invalid:     http.StatusBadRequest,
+	engine.NotFound:    http.StatusNotFound,
+	engine.TooLarge:    http.StatusRequestEntityTooLarge,
+	engine.Overloaded:  http.StatusServiceUnavailable,
+	engine.Unavailable: http.StatusServiceUnavailable,
+	engine.Canceled:    499, // client closed request (nginx's convention); the client is gone
+	engine.Internal:    http.StatusInternalServerError,
+}
+
+// errorBody is the JSON every error answers with.
+type errorBody struct {
+	Error struct {
+		Code      engine.Code `json:"code"`
+		Message   string      `json:"message"`
+		RequestID string      `json:"request_id,omitempty"`
+	} `json:"error"`
+}
+
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var body errorBody
+	status := http.StatusInternalServerError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		status = he.Code
+		body.Error.Code = codeForStatus(status)
+		body.Error.Message = strings.ToLower(http.StatusText(status))
+		if m, ok := he.Message.(string); ok && status != http.StatusInternalServerError {
+			body.Error.Message = m
+		}
+	default:
+		code := engine.ErrorCode(err)
+		status = Status[code]
+		body.Error.Code = code
+		var e *engine.Error
+		if errors.As(err, &e) && code != engine.Internal {
+			body.Error.Message = e.Message
+		} else {
+			body.Error.Message = "internal error"
+			s.cfg.Logger.Error("internal error", "request_id", requestID(c), "err", err)
+		}
+	}
+	body.Error.RequestID = requestID(c)
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "1")
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, body)
+}
+
+func codeForStatus(status int) engine.Code {
+	for code, st := range Status {
+		if st == status && code != engine.Overloaded {
+			return code
+		}
+	}
+	switch {
+	case status == http.StatusMethodNotAllowed:
+		return engine.Invalid
+	case status < 500:
+		return engine.Invalid
+	}
+	return engine.Internal
+}
+
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// logRequests writes one structured line per request: method, route, status, duration and
+// request id. Bodies are never logged: customers' messages are personal data.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		s.cfg.Logger.Log(c.Request().Context(), level, "request",
+			"method", c.Request().Method, "route", c.Path(), "status", status,
+			"ms", strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 2, 64),
+			"request_id", requestID(c))
+		return nil
+	}
+}

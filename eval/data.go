@@ -1,0 +1,146 @@
+package eval
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Source says how to read data files.
+type Source struct {
+	// Format is "auto" (default: by extension: .yaml/.yml kefu, .csv csv, .tsv csv with tabs),
+	// "kefu" or "csv".
+	Format string
+	// TextCol and LabelCol name the CSV columns; defaults "text" and "label".
+	TextCol, LabelCol string
+	// Delimiter separates CSV fields; default ','.
+	Delimiter rune
+}
+
+// Load reads every file and keeps the examples of head ("intent" or "emotion"; CSV rows
+// count for any head).
+func Load(paths []string, src Source, head string) ([]Example, error) {
+	var out []Example
+	for _, p := range paths {
+		ex, err := loadFile(p, src)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ex {
+			if e.Head == "" || e.Head == head {
+				e.Head = head
+				out = append(out, e)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no %s examples in %s", head, strings.Join(paths, ", "))
+	}
+	return out, nil
+}
+
+func loadFile(path string, src Source) ([]Example, error) {
+	format := src.Format
+	if format == "" || format == "auto" {
+		switch strings.ToLower(filepath.Ext(path)) {
+		case ".yaml", ".yml":
+			format = "kefu"
+		case ".csv":
+			format = "csv"
+		case ".tsv":
+			format = "csv"
+			if src.Delimiter == 0 {
+				src.Delimiter = '\t'
+			}
+		default:
+			return nil, &DataError{File: path, Msg: "unknown format; pass --format kefu or csv"}
+		}
+	}
+	switch format {
+	case "kefu":
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return ParseNLU(path, data)
+	case "csv":
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return ReadCSV(path, f, src)
+	}
+	return nil, fmt.Errorf("unknown format %q (want auto, kefu or csv)", format)
+}
+
+// ReadCSV reads a CSV with a header row. Rows without text or label, and text that is not
+// UTF-8, are refused with the file and line.
+func ReadCSV(name string, r io.Reader, src Source) ([]Example, error) {
+	textCol, labelCol := cmpOr(src.TextCol, "text"), cmpOr(src.LabelCol, "label")
+	cr := csv.NewReader(r)
+	cr.Comma = cmpOr(src.Delimiter, ',')
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, &DataError{File: name, Msg: "empty file"}
+	}
+	if err != nil {
+		return nil, csvError(name, err)
+	}
+	header[0] = strings.TrimPrefix(header[0], "\ufeff")
+	ti, li := slices.Index(header, textCol), slices.Index(header, labelCol)
+	if ti < 0 || li < 0 {
+		return nil, &DataError{File: name, Line: 1, Msg: fmt.Sprintf("header %q lacks column %q or %q (set --text-col and --label-col)", header, textCol, labelCol)}
+	}
+	var out []Example
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, csvError(name, err)
+		}
+		line, _ := cr.FieldPos(0)
+		if len(rec) <= max(ti, li) {
+			return nil, &DataError{File: name, Line: line, Msg: fmt.Sprintf("%d fields, the header has %d", len(rec), len(header))}
+		}
+		text, label := rec[ti], strings.TrimSpace(rec[li])
+		switch {
+		case !utf8.ValidString(text) || !utf8.ValidString(label):
+			return nil, &DataError{File: name, Line: line, Msg: "not UTF-8 text"}
+		case strings.TrimSpace(text) == "":
+			return nil, &DataError{File: name, Line: line, Msg: "row without text"}
+		case label == "":
+			return nil, &DataError{File: name, Line: line, Msg: "row without label"}
+		}
+		out = append(out, Example{Text: text, Label: label, File: name, Line: line})
+	}
+	if len(out) == 0 {
+		return nil, &DataError{File: name, Msg: "no rows after the header"}
+	}
+	return out, nil
+}
+
+func csvError(name string, err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return &DataError{File: name, Line: pe.Line, Msg: pe.Err.Error()}
+	}
+	return &DataError{File: name, Msg: err.Error()}
+}
+
+func cmpOr[T comparable](v, fallback T) T {
+	var zero T
+	if v == zero {
+		return fallback
+	}
+	return v
+}
