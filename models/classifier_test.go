@@ -121,7 +121,7 @@ func TestClassifyBatchesGiveSameAnswers(t *testing.T) {
 }
 
 func TestClassifyConcurrentCallers(t *testing.T) {
-	c := load(t, writeBundle(t, bundleOpts{}), models.Config{MaxBatch: 8, Workers: 2, Session: models.SessionConfig{IntraOpThreads: 1}})
+	c := load(t, writeBundle(t, bundleOpts{}), models.Config{MaxBatch: 8, Workers: 2, QueueSize: 400, Session: models.SessionConfig{IntraOpThreads: 1}})
 	texts := []string{"i want to refund my order", "我要退款", "hello", "人工客服", "cancel please"}
 	want, err := c.Classify(t.Context(), texts)
 	must(t, err)

@@ -95,6 +95,9 @@ func jsonError(data []byte, err error) error {
 		return &ManifestError{Field: typ.Field, Msg: fmt.Sprintf("line %d, column %d: expected %s, got %s", line, col, typ.Type, typ.Value)}
 	case errors.Is(err, io.EOF):
 		return &ManifestError{Msg: "empty file"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		line, col := position(data, int64(len(data)))
+		return &ManifestError{Msg: fmt.Sprintf("line %d, column %d: unexpected end of file", line, col)}
 	}
 	return &ManifestError{Msg: err.Error()}
 }

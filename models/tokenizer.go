@@ -86,7 +86,29 @@ func (t *Tokenizer) Encode(dst []int64, text string, maxLen int) ([]int64, error
 	if t.fast != nil && !t.fast.triggered(text) {
 		return t.fast.encode(dst, text, maxLen), nil
 	}
-	return t.encodeSlow(dst, text, maxLen)
+	if !utf8.ValidString(text) {
+		// sugarme can log.Fatal on invalid UTF-8 next to an added token; clean_text would
+		// drop the invalid bytes anyway.
+		text = strings.ToValidUTF8(text, "")
+	}
+	out, err := t.encodeSlow(dst, text, maxLen)
+	if err != nil {
+		// sugarme panics on some texts with invalid UTF-8 or control characters; BERT's
+		// clean_text removes those before anything else, so encode the text without them.
+		return t.encodeSlow(dst, cleanText(text), maxLen)
+	}
+	return out, nil
+}
+
+// cleanText removes what BertNormalizer's clean_text removes: NUL, U+FFFD, invalid UTF-8,
+// and control and format characters other than tab, newline and carriage return.
+func cleanText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == 0 || r == utf8.RuneError || isControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // EncodeSugarme encodes with sugarme only; tests and benchmarks compare it with Encode.
@@ -422,7 +444,10 @@ func isPunct(r rune) bool {
 }
 
 func isCJK(r rune) bool {
-	return (r >= 0x4e00 && r <= 0x9fff) || (r >= 0x3400 && r <= 0x4dbf) || (r >= 0xf900 && r <= 0xfaff) ||
+	// sugarme's table lists 0x3400-0x4DBF (CJK Extension A) after 0x4E00-0x9FFF; the
+	// unicode package's linear search stops at the first range above r, so sugarme never
+	// treats Extension A as Chinese. Neither does kefu, to give the same ids.
+	return (r >= 0x4e00 && r <= 0x9fff) || (r >= 0xf900 && r <= 0xfaff) ||
 		(r >= 0x20000 && r <= 0x2a6df) || (r >= 0x2a700 && r <= 0x2b73f) || (r >= 0x2b740 && r <= 0x2b81f) ||
 		(r >= 0x2b820 && r <= 0x2ceaf) || (r >= 0x2f800 && r <= 0x2fa1f)
 }

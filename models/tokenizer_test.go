@@ -152,9 +152,9 @@ func walkStrings(v any, f func(string)) {
 }
 
 // TestTokenizerMatchesSugarme proves the fast pipeline gives sugarme's ids. In CI it checks
-// every 20th string of ../shared/data; KEFU_TOKENIZER_FULL=1 checks every string.
+// every 50th string of ../shared/data; KEFU_TOKENIZER_FULL=1 checks every string.
 func TestTokenizerMatchesSugarme(t *testing.T) {
-	step := 20
+	step := 50
 	if os.Getenv("KEFU_TOKENIZER_FULL") == "1" {
 		step = 1
 	}
@@ -207,12 +207,13 @@ func TestTokenizerMatchesSugarme(t *testing.T) {
 func TestTokenizerTruncates(t *testing.T) {
 	tok := writeTokenizer(t, bertVocab(t), true)
 	long := strings.Repeat("refund my order please ", 5000) // about 110 KB
+	prefix := long[:2000]                                  // already longer than any limit below
 	for _, maxLen := range []int{3, 8, 64} {
 		fast, err := tok.Encode(nil, long, maxLen)
 		if err != nil {
 			t.Fatal(err)
 		}
-		slow, err := tok.EncodeSugarme(nil, long, maxLen)
+		slow, err := tok.EncodeSugarme(nil, prefix, maxLen)
 		if err != nil {
 			t.Fatal(err)
 		}

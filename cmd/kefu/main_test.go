@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kefu-ai/kefu/internal/testenv"
+)
+
+// TestMain lets tests run the real command line in a child process: with KEFU_TEST_ARGS set,
+// the test binary is kefu.
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv("KEFU_TEST_ARGS"); ok {
+		var argv []string
+		if args != "" {
+			argv = strings.Split(args, "\x1f")
+		}
+		os.Exit(run(argv, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// kefu runs the command line in a child process and returns its exit code and output.
+func kefu(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), "KEFU_TEST_ARGS="+strings.Join(args, "\x1f")), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeEmbeddedModel starts `kefu serve` with no model flag, as `make run` does, and talks
+// to it over HTTP in both languages.
+func TestServeEmbeddedModel(t *testing.T) {
+	lib, err := testenv.ORTLibrary()
+	if err != nil {
+		testenv.Unavailable(t, "ONNX Runtime", err)
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	var logs bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, []string{"--addr", addr, "--ort-lib", lib}, &logs) }()
+	base := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready: %v\n%s", err, logs.String())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve returned early: %v\n%s", err, logs.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for text, want := range map[string]string{"where is my parcel": "order_status", "我要退款": "refund", "转人工": "human_agent"} {
+		resp, err := http.Post(base+"/v1/nlu/parse", "application/json", strings.NewReader(fmt.Sprintf(`{"text": %q}`, text)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Heads map[string]struct{ Label string } `json:"heads"`
+		}
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if out.Heads["intent"].Label != want {
+			t.Errorf("%q: intent %q, want %q", text, out.Heads["intent"].Label, want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if strings.Contains(logs.String(), "我要退款") || strings.Contains(logs.String(), "parcel") {
+		t.Error("message text appears in the logs")
+	}
+	if !strings.Contains(logs.String(), `"msg":"kefu serving"`) {
+		t.Errorf("no start line in logs:\n%s", logs.String())
+	}
+}
+
+func TestMissingLibraryIsOneClearLine(t *testing.T) {
+	for _, env := range [][]string{{"KEFU_ORT_LIB=/nonexistent/libonnxruntime.so.1"}, {"KEFU_ORT_LIB=" + os.Args[0]}} {
+		code, _, stderr := kefu(t, env, "serve", "--addr", "127.0.0.1:0")
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 1 || len(lines) != 1 || !strings.Contains(stderr, "make ort") || !strings.Contains(stderr, "KEFU_ORT_LIB") {
+			t.Errorf("%v: exit %d, stderr:\n%s", env, code, stderr)
+		}
+	}
+}
+
+func TestUsageAndVersion(t *testing.T) {
+	if code, _, stderr := kefu(t, nil); code != 2 || !strings.Contains(stderr, "serve") {
+		t.Errorf("no args: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := kefu(t, nil, "frobnicate"); code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, %q", code, stderr)
+	}
+	if code, stdout, _ := kefu(t, nil, "version"); code != 0 || !strings.HasPrefix(stdout, "kefu ") {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+	if code, _, stderr := kefu(t, nil, "serve", "--no-such-flag"); code != 2 || !strings.Contains(stderr, "Usage: kefu serve") {
+		t.Errorf("bad flag: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := kefu(t, nil, "serve", "-h"); code != 0 || !strings.Contains(stderr, "-max-batch") {
+		t.Errorf("serve -h: exit %d, %q", code, stderr)
+	}
+}
+
+func TestEvalOnDemoData(t *testing.T) {
+	lib, err := testenv.ORTLibrary()
+	if err != nil {
+		testenv.Unavailable(t, "ONNX Runtime", err)
+	}
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "held-out.csv")
+	os.WriteFile(csv, []byte("text,label\nwhere is my package,order_status\n我要退款,refund\nplease cancel my order,cancel_order\nhello there,greeting\nsomething new,no_such_intent\n"), 0o644)
+	report := filepath.Join(dir, "report.json")
+	code, stdout, stderr := kefu(t, []string{"KEFU_ORT_LIB=" + lib}, "eval", "--data", csv, "--json", report)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var s struct {
+		N        int     `json:"n"`
+		Accuracy float64 `json:"accuracy"`
+		MacroF1  float64 `json:"macro_f1"`
+		Unknown  int     `json:"unknown"`
+	}
+	data, _ := os.ReadFile(report)
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.N != 4 || s.Unknown != 1 || s.Accuracy != 1 || s.MacroF1 != 1 {
+		t.Errorf("report %+v\n%s", s, stdout)
+	}
+	os.WriteFile(csv, []byte("text,label\nfine,greeting\n,refund\n"), 0o644)
+	code, _, stderr = kefu(t, []string{"KEFU_ORT_LIB=" + lib}, "eval", "--data", csv)
+	if code != 1 || !strings.Contains(stderr, csv+":3: row without text") {
+		t.Errorf("bad row: exit %d, %q", code, stderr)
+	}
+}
