@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 ORT_LIB = $(shell scripts/ort.sh)
 
-.PHONY: run build ort test test-short bench bench-go fuzz model lint clean
+.PHONY: run build ort test bench fuzz model clean
 
 ## run: provision ONNX Runtime, build, and serve the embedded demo bot on 127.0.0.1:8080
 run: build
@@ -35,6 +35,7 @@ fuzz:
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./models -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./models -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./models -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./eval -run '^$$' -fuzz '^FuzzParseNLU$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./engine/httpapi -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 
 ## model: rebuild the embedded demo model from cmd/kefu/bot/nlu

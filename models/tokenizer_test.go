@@ -207,7 +207,7 @@ func TestTokenizerMatchesSugarme(t *testing.T) {
 func TestTokenizerTruncates(t *testing.T) {
 	tok := writeTokenizer(t, bertVocab(t), true)
 	long := strings.Repeat("refund my order please ", 5000) // about 110 KB
-	prefix := long[:2000]                                  // already longer than any limit below
+	prefix := long[:2000]                                   // already longer than any limit below
 	for _, maxLen := range []int{3, 8, 64} {
 		fast, err := tok.Encode(nil, long, maxLen)
 		if err != nil {

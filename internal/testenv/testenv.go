@@ -4,10 +4,15 @@
 package testenv
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/kefu-ai/kefu/models"
 )
@@ -63,3 +68,34 @@ func RepoRoot() string {
 
 // SharedData is ../shared/data beside the repository, where the public benchmark sets live.
 func SharedData() string { return filepath.Join(RepoRoot(), "..", "shared", "data") }
+
+// RedisAddr is $REDIS_ADDR, default 127.0.0.1:6379 (scripts/with-redis.sh starts one there).
+func RedisAddr() string {
+	if a := os.Getenv("REDIS_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// Redis returns a client of the test Redis and a key prefix of the test's own; keys under the
+// prefix are deleted when the test ends.
+func Redis(tb testing.TB) (*redis.Client, string) {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: RedisAddr()})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		Unavailable(tb, "Redis at "+RedisAddr(), err)
+	}
+	prefix := fmt.Sprintf("kefutest:%s:%d:", tb.Name(), time.Now().UnixNano())
+	tb.Cleanup(func() {
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+		c.Close()
+	})
+	return c, prefix
+}
