@@ -268,10 +268,18 @@ func (c *Classifier) Classify(ctx context.Context, texts []string) ([]Result, er
 		ids[i] = enc
 		out[i].Tokens = len(enc)
 	}
-	var jobs []*job
+	// Refuse up front what cannot fit, and withdraw what was queued if the queue fills
+	// meanwhile, so that a refused call leaves no work behind.
+	n := (len(texts) + c.cfg.MaxBatch - 1) / c.cfg.MaxBatch
+	if n > cap(c.queue)-len(c.queue) {
+		return nil, ErrOverloaded
+	}
+	jctx, withdraw := context.WithCancel(ctx)
+	defer withdraw()
+	jobs := make([]*job, 0, n)
 	for start := 0; start < len(texts); start += c.cfg.MaxBatch {
 		end := min(start+c.cfg.MaxBatch, len(texts))
-		j := &job{ctx: ctx, ids: ids[start:end], out: out[start:end], done: make(chan error, 1)}
+		j := &job{ctx: jctx, ids: ids[start:end], out: out[start:end], done: make(chan error, 1)}
 		select {
 		case c.queue <- j:
 			jobs = append(jobs, j)
@@ -300,6 +308,9 @@ func (c *Classifier) Run(ctx context.Context, rows [][]int64) ([]Result, error) 
 		return nil, err
 	}
 	defer c.inflight.Done()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	for _, r := range rows {
 		if len(r) > c.manifest.MaxSeqLen {
 			return nil, fmt.Errorf("row of %d ids is longer than max_seq_len %d", len(r), c.manifest.MaxSeqLen)

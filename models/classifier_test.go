@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +25,7 @@ package cancel please thanks hello agent human angry ##s ##ed ##ing , . ! ? 我 
 谢 人 工 客 服 生 气 a b c d e`)
 
 type bundleOpts struct {
+	big        bool // 4 layers × 256 hidden, 512 positions and max_seq_len
 	tokenTypes bool
 	labels     int // intent labels written to model.json; default the graph's 4
 	manifest   func(m map[string]any)
@@ -32,10 +35,15 @@ type bundleOpts struct {
 func writeBundle(tb testing.TB, o bundleOpts) string {
 	tb.Helper()
 	dir := tb.TempDir()
-	bert, err := onnx.RandomBERT(onnx.BERTConfig{
+	cfg := onnx.BERTConfig{
 		Vocab: len(smallVocab), Hidden: 32, Layers: 2, Heads: 2, MaxPositions: 64, TokenTypes: o.tokenTypes,
 		Outputs: []onnx.Head{{Name: "intent", Labels: 4}, {Name: "emotion", Labels: 3}}, Seed: 3,
-	})
+	}
+	maxSeqLen := 16
+	if o.big {
+		cfg.Hidden, cfg.Layers, cfg.Heads, cfg.MaxPositions, maxSeqLen = 256, 4, 4, 512, 512
+	}
+	bert, err := onnx.RandomBERT(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -52,7 +60,7 @@ func writeBundle(tb testing.TB, o bundleOpts) string {
 		intents = append(intents, fmt.Sprintf("intent_%d", i))
 	}
 	m := map[string]any{
-		"name": "test", "version": "1", "max_seq_len": 16,
+		"name": "test", "version": "1", "max_seq_len": maxSeqLen,
 		"inputs": map[string]any{},
 		"heads": []any{
 			map[string]any{"name": "intent", "output": "intent_logits", "labels": intents},
@@ -175,21 +183,13 @@ func TestClassifyBadInput(t *testing.T) {
 }
 
 func TestClassifyOverloadedAndCancelled(t *testing.T) {
-	c := load(t, writeBundle(t, bundleOpts{}), models.Config{QueueSize: 2, MaxBatch: 64, MaxWait: 50 * time.Millisecond})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	counts := map[error]int{}
-	for range 50 {
-		wg.Go(func() {
-			_, err := c.Classify(context.Background(), []string{"hello"})
-			mu.Lock()
-			counts[err]++
-			mu.Unlock()
-		})
+	// One text per run and room for four requests: 100 texts cannot all wait.
+	c := load(t, writeBundle(t, bundleOpts{}), models.Config{QueueSize: 4, MaxBatch: 1, Workers: 1})
+	if _, err := c.Classify(t.Context(), slices.Repeat([]string{"hello"}, 100)); !errors.Is(err, models.ErrOverloaded) {
+		t.Errorf("100 texts through a queue of 4: got %v, want ErrOverloaded", err)
 	}
-	wg.Wait()
-	if counts[models.ErrOverloaded] == 0 || counts[nil] == 0 || len(counts) != 2 {
-		t.Errorf("want some successes and some ErrOverloaded, got %v", counts)
+	if _, err := c.Classify(t.Context(), []string{"hello", "我要退款"}); err != nil {
+		t.Errorf("after overload: %v", err)
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -275,4 +275,44 @@ func BenchmarkClassify(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// TestCancelledRunIsTerminated cancels a long run (64 texts of 512 tokens through a 4×256
+// BERT: seconds of work) while it runs. Run checks ctx only before starting, so an error that
+// wraps context.Canceled can only come from RunOptions.Terminate stopping ONNX Runtime.
+func TestCancelledRunIsTerminated(t *testing.T) {
+	c := load(t, writeBundle(t, bundleOpts{big: true}), models.Config{})
+	rows := make([][]int64, 64)
+	for i := range rows {
+		rows[i] = make([]int64, 512)
+		for k := range rows[i] {
+			rows[i][k] = int64(5 + (i*31+k*7)%(len(smallVocab)-5))
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(30*time.Millisecond, cancel)
+	if _, err := c.Run(ctx, rows); !errors.Is(err, context.Canceled) {
+		t.Fatalf("run cancelled after 30ms: %v", err)
+	}
+	if _, err := c.Run(t.Context(), rows[:1]); err != nil {
+		t.Fatalf("next run: %v", err)
+	}
+}
+
+func TestCUDAFallsBackToCPU(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	c := load(t, writeBundle(t, bundleOpts{}), models.Config{Session: models.SessionConfig{Provider: "cuda"}, Logger: log})
+	if c.Provider() != "cpu" {
+		t.Skipf("CUDA is available here (provider %s)", c.Provider())
+	}
+	if n := strings.Count(logs.String(), "CUDA execution provider unavailable"); n != 1 {
+		t.Errorf("want one warning line, got %d:\n%s", n, logs.String())
+	}
+	if _, err := c.Classify(t.Context(), []string{"hello"}); err != nil {
+		t.Error(err)
+	}
+	if _, err := models.Load(testenv.Runtime(t), writeBundle(t, bundleOpts{}), models.Config{Session: models.SessionConfig{Provider: "tpu"}}); err == nil || !strings.Contains(err.Error(), `"tpu"`) {
+		t.Errorf("unknown provider: %v", err)
+	}
 }
