@@ -61,12 +61,6 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rt, err := openRuntime()
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-
 	dir := *modelDir
 	if dir == "" {
 		if dir, err = extractModel(); err != nil {
@@ -80,11 +74,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stderr, "loading %s …\n", dir)
-	clf, err := models.Load(rt, dir, *cfg)
+	clf, _, closeModel, err := openModel(openRuntime, dir, *cfg)
 	if err != nil {
 		return err
 	}
-	defer clf.Close()
+	defer closeModel()
 	m := clf.Manifest()
 	r := benchReport{
 		Model: fmt.Sprintf("%s %s", m.Name, m.Version), Provider: clf.Provider(), Texts: len(texts),

@@ -41,16 +41,11 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	rt, err := openRuntime()
+	clf, _, closeModel, err := openModel(openRuntime, *modelDir, *cfg)
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
-	clf, err := loadModel(rt, *modelDir, *cfg)
-	if err != nil {
-		return err
-	}
-	defer clf.Close()
+	defer closeModel()
 	s, err := eval.Evaluate(ctx, clf, *head, examples)
 	if err != nil {
 		return err

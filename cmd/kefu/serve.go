@@ -34,16 +34,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 
-	rt, err := openRuntime()
+	clf, rt, closeModel, err := openModel(openRuntime, *modelDir, *cfg)
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
-	clf, err := loadModel(rt, *modelDir, *cfg)
-	if err != nil {
-		return err
-	}
-	defer clf.Close()
+	defer closeModel()
 
 	api := httpapi.New(engine.New(clf), httpapi.Config{BodyLimit: *bodyLimit, Logger: log})
 	ln, err := net.Listen("tcp", *addr)
@@ -73,17 +68,26 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// loadModel loads the bundle in dir, or the embedded demo model when dir is empty.
-func loadModel(rt *models.Runtime, dir string, cfg models.Config) (*models.Classifier, error) {
+// openModel opens the ONNX Runtime and loads the bundle in dir, or the embedded demo model
+// when dir is empty. closeModel releases both.
+func openModel(openRuntime func() (*models.Runtime, error), dir string, cfg models.Config) (clf *models.Classifier, rt *models.Runtime, closeModel func(), err error) {
+	if rt, err = openRuntime(); err != nil {
+		return nil, nil, nil, err
+	}
 	if dir == "" {
 		tmp, err := extractModel()
 		if err != nil {
-			return nil, fmt.Errorf("embedded model: %w", err)
+			rt.Close()
+			return nil, nil, nil, fmt.Errorf("embedded model: %w", err)
 		}
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	return models.Load(rt, dir, cfg)
+	if clf, err = models.Load(rt, dir, cfg); err != nil {
+		rt.Close()
+		return nil, nil, nil, err
+	}
+	return clf, rt, func() { clf.Close(); rt.Close() }, nil
 }
 
 func envOr(name, fallback string) string {
