@@ -26,7 +26,7 @@ Usage:
   kefu <command> [flags]
 
 Commands:
-  serve     run the HTTP API (embedded demo bot and model unless --model is given)
+  serve     run the HTTP API (the embedded demo model unless --model is given)
   bench     measure tokenization, ONNX Runtime and batched classification speed
   eval      measure a model's accuracy and macro-F1 on labelled data
   version   print the version
