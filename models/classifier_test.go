@@ -128,6 +128,28 @@ func TestClassifyBatchesGiveSameAnswers(t *testing.T) {
 	}
 }
 
+// TestServesHuggingFaceShape loads a graph shaped like a Hugging Face BERT sequence
+// classifier export: three inputs, one output named "logits".
+func TestServesHuggingFaceShape(t *testing.T) {
+	dir := t.TempDir()
+	bert, err := onnx.RandomBERT(onnx.BERTConfig{Vocab: len(smallVocab), Hidden: 32, Layers: 1, Heads: 2, MaxPositions: 64,
+		TokenTypes: true, Outputs: []onnx.Head{{Name: "intent", Labels: 3, Output: "logits"}}})
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "model.onnx"), bert.Model().Marshal(), 0o644))
+	tj, err := models.BertTokenizerJSON(smallVocab, true)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "tokenizer.json"), tj, 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "model.json"), []byte(`{"name": "hf", "version": "1",
+		"inputs": {"token_type_ids": "token_type_ids"},
+		"heads": [{"name": "intent", "output": "logits", "labels": ["refund", "order_status", "greeting"]}]}`), 0o644))
+	c := load(t, dir, models.Config{})
+	res, err := c.Classify(t.Context(), []string{"我要退款", "hello"})
+	must(t, err)
+	if len(res) != 2 || len(res[0].Heads) != 1 || res[0].Heads[0].Head != "intent" || len(res[0].Heads[0].Scores) != 3 {
+		t.Errorf("%+v", res)
+	}
+}
+
 func TestClassifyConcurrentCallers(t *testing.T) {
 	c := load(t, writeBundle(t, bundleOpts{}), models.Config{MaxBatch: 8, Workers: 2, QueueSize: 400, Session: models.SessionConfig{IntraOpThreads: 1}})
 	texts := []string{"i want to refund my order", "我要退款", "hello", "人工客服", "cancel please"}

@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -19,10 +20,12 @@ type BERTConfig struct {
 	Seed         uint64 // weights are drawn from N(0, 0.02) with this seed
 }
 
-// Head is one classification output: logits [batch, Labels] named Name+"_logits".
+// Head is one classification output: logits [batch, Labels] named Output, by default
+// Name+"_logits" (a Hugging Face export names its one output "logits").
 type Head struct {
 	Name   string
 	Labels int
+	Output string
 }
 
 // BERTLayer holds one transformer layer's weights, matrices row-major [in, out].
@@ -195,7 +198,7 @@ func (m *BERT) Model() *Model {
 	cls := g.Op("Gather", []string{x, zero}, IntAttr("axis", 1))
 	pooled := g.Op("Tanh", []string{dense(cls, "pool", m.Pool, m.PoolB, H, H)})
 	for i, h := range c.Outputs {
-		out := g.Rename(dense(pooled, "head."+h.Name, m.HeadW[i], m.HeadB[i], H, int64(h.Labels)), h.Name+"_logits")
+		out := g.Rename(dense(pooled, "head."+h.Name, m.HeadW[i], m.HeadB[i], H, int64(h.Labels)), cmp.Or(h.Output, h.Name+"_logits"))
 		g.Output(out, Float, batch, Fixed(int64(h.Labels)))
 	}
 	return &Model{Graph: g, Producer: "kefu", Version: 1}
