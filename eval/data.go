@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"cmp"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -83,9 +84,9 @@ func loadFile(path string, src Source) ([]Example, error) {
 // ReadCSV reads a CSV with a header row. Rows without text or label, and text that is not
 // UTF-8, are refused with the file and line.
 func ReadCSV(name string, r io.Reader, src Source) ([]Example, error) {
-	textCol, labelCol := cmpOr(src.TextCol, "text"), cmpOr(src.LabelCol, "label")
+	textCol, labelCol := cmp.Or(src.TextCol, "text"), cmp.Or(src.LabelCol, "label")
 	cr := csv.NewReader(r)
-	cr.Comma = cmpOr(src.Delimiter, ',')
+	cr.Comma = cmp.Or(src.Delimiter, ',')
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
@@ -135,12 +136,4 @@ func csvError(name string, err error) error {
 		return &DataError{File: name, Line: pe.Line, Msg: pe.Err.Error()}
 	}
 	return &DataError{File: name, Msg: err.Error()}
-}
-
-func cmpOr[T comparable](v, fallback T) T {
-	var zero T
-	if v == zero {
-		return fallback
-	}
-	return v
 }

@@ -182,15 +182,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 	_ = c.JSON(status, body)
 }
 
+// codeForStatus names the code of an error echo raised itself (unknown route, wrong method).
 func codeForStatus(status int) engine.Code {
-	for code, st := range Status {
-		if st == status && code != engine.Overloaded {
-			return code
-		}
-	}
 	switch {
-	case status == http.StatusMethodNotAllowed:
-		return engine.Invalid
+	case status == http.StatusNotFound:
+		return engine.NotFound
+	case status == http.StatusRequestEntityTooLarge:
+		return engine.TooLarge
+	case status == http.StatusServiceUnavailable:
+		return engine.Unavailable
 	case status < 500:
 		return engine.Invalid
 	}
