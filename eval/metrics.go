@@ -3,6 +3,8 @@ package eval
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 
 	"github.com/kefu-ai/kefu/models"
@@ -53,40 +55,142 @@ func Score(gold, pred []string) Scores {
 
 // Evaluate classifies every example with the model's head and scores the predictions.
 func Evaluate(ctx context.Context, clf *models.Classifier, head string, examples []Example) (Scores, error) {
-	idx := slices.IndexFunc(clf.Manifest().Heads, func(h models.HeadSpec) bool { return h.Name == head })
-	if idx < 0 {
-		return Scores{}, fmt.Errorf("model %q has no %q head", clf.Manifest().Name, head)
+	preds, err := Predict(ctx, clf, head, examples)
+	if err != nil {
+		return Scores{}, err
 	}
-	known := map[string]bool{}
-	for _, l := range clf.Manifest().Heads[idx].Labels {
-		known[l] = true
-	}
-	var texts, gold []string
+	return ScorePredictions(preds, clf.Manifest().Heads[headIndex(clf, head)].Labels), nil
+}
+
+// ScorePredictions scores predictions whose gold label is one of the model's labels; the
+// others are counted and listed as unknown.
+func ScorePredictions(preds []Prediction, modelLabels []string) Scores {
+	var gold, pred []string
 	unknown := map[string]bool{}
 	skipped := 0
-	for _, e := range examples {
-		if !known[e.Label] {
-			unknown[e.Label] = true
+	for _, p := range preds {
+		if !slices.Contains(modelLabels, p.Gold) {
+			unknown[p.Gold] = true
 			skipped++
 			continue
 		}
-		texts, gold = append(texts, e.Text), append(gold, e.Label)
-	}
-	pred := make([]string, 0, len(texts))
-	for start := 0; start < len(texts); start += 256 {
-		res, err := clf.Classify(ctx, texts[start:min(start+256, len(texts))])
-		if err != nil {
-			return Scores{}, err
-		}
-		for _, r := range res {
-			pred = append(pred, r.Heads[idx].Label)
-		}
+		gold, pred = append(gold, p.Gold), append(pred, p.Label)
 	}
 	s := Score(gold, pred)
 	s.Unknown = skipped
-	for l := range unknown {
-		s.UnknownLabels = append(s.UnknownLabels, l)
+	s.UnknownLabels = slices.Sorted(maps.Keys(unknown))
+	return s
+}
+
+// Prediction is the model's answer for one example.
+type Prediction struct {
+	Gold       string
+	Label      string
+	Confidence float64
+}
+
+func headIndex(clf *models.Classifier, head string) int {
+	return slices.IndexFunc(clf.Manifest().Heads, func(h models.HeadSpec) bool { return h.Name == head })
+}
+
+// Predict classifies every example with the model's head.
+func Predict(ctx context.Context, clf *models.Classifier, head string, examples []Example) ([]Prediction, error) {
+	idx := headIndex(clf, head)
+	if idx < 0 {
+		return nil, fmt.Errorf("model %q has no %q head", clf.Manifest().Name, head)
 	}
-	slices.Sort(s.UnknownLabels)
-	return s, nil
+	preds := make([]Prediction, 0, len(examples))
+	for start := 0; start < len(examples); start += 256 {
+		batch := examples[start:min(start+256, len(examples))]
+		texts := make([]string, len(batch))
+		for i, e := range batch {
+			texts[i] = e.Text
+		}
+		res, err := clf.Classify(ctx, texts)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range res {
+			h := r.Heads[idx]
+			preds = append(preds, Prediction{Gold: batch[i].Label, Label: h.Label, Confidence: float64(h.Confidence)})
+		}
+	}
+	return preds, nil
+}
+
+// OOS is out-of-scope detection at a confidence threshold: a prediction below the threshold
+// (or of the out-of-scope label itself) counts as "out of scope".
+type OOS struct {
+	Label     string  `json:"label"`
+	Threshold float64 `json:"threshold"`
+	// InScopeAccuracy is the share of in-scope examples given their right label at or above
+	// the threshold (Larson et al. 2019).
+	InScopeAccuracy float64 `json:"in_scope_accuracy"`
+	Recall          float64 `json:"oos_recall"`
+	Precision       float64 `json:"oos_precision"`
+	InScope         int     `json:"in_scope"`
+	OutOfScope      int     `json:"out_of_scope"`
+}
+
+// ScoreOOS measures out-of-scope detection at threshold; examples whose gold label is
+// label are the out-of-scope ones.
+func ScoreOOS(preds []Prediction, label string, threshold float64) OOS {
+	o := OOS{Label: label, Threshold: threshold}
+	var right, caught, flagged int
+	for _, p := range preds {
+		out := p.Label == label || p.Confidence < threshold
+		if out {
+			flagged++
+		}
+		if p.Gold == label {
+			o.OutOfScope++
+			if out {
+				caught++
+			}
+			continue
+		}
+		o.InScope++
+		if !out && p.Label == p.Gold {
+			right++
+		}
+	}
+	o.InScopeAccuracy = ratio(right, o.InScope)
+	o.Recall = ratio(caught, o.OutOfScope)
+	o.Precision = ratio(caught, flagged)
+	return o
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// PickThreshold returns the highest confidence threshold at which the in-scope accuracy on
+// preds is still at least minInScope; out-of-scope recall only grows with the threshold, so
+// this is the threshold with the best recall under that constraint. It returns 0 when even no
+// threshold reaches minInScope.
+func PickThreshold(preds []Prediction, label string, minInScope float64) float64 {
+	var right []float64 // confidences of in-scope examples labelled right
+	in := 0
+	for _, p := range preds {
+		if p.Gold == label {
+			continue
+		}
+		in++
+		if p.Label == p.Gold {
+			right = append(right, p.Confidence)
+		}
+	}
+	need := int(math.Ceil(minInScope*float64(in) - 1e-9))
+	if need <= 0 {
+		return 1
+	}
+	if need > len(right) {
+		return 0
+	}
+	slices.Sort(right)
+	slices.Reverse(right)
+	return right[need-1]
 }

@@ -355,38 +355,73 @@ func (w *wordPiece) encode(dst []int64, text string, maxLen int) []int64 {
 	}
 	var wordBuf [256]byte
 	var bounds [128]int
-	word := wordBuf[:0]
-	starts := bounds[:0] // byte offset where each rune of word starts
-	full := func() bool { return limit >= 0 && len(dst) >= limit }
-	flush := func() {
-		if len(word) > 0 && !full() {
-			dst = w.pieces(dst, word, starts, limit)
+	sp := splitter{w: w, text: text}
+	for limit < 0 || len(dst) < limit {
+		word, starts, ok := sp.next(wordBuf[:0], bounds[:0])
+		if !ok {
+			break
 		}
-		word, starts = word[:0], starts[:0]
+		dst = w.pieces(dst, word, starts, limit)
 	}
-	for _, r := range text {
-		r, keep, alone := w.normRune(r)
+	return append(dst, w.suffix...)
+}
+
+// splitter walks the normalized words of a text. next appends a word's bytes to word and the
+// byte offset where each of its runes starts to starts; with both backed by the caller's
+// arrays, splitting allocates nothing.
+type splitter struct {
+	w       *wordPiece
+	text    string
+	pending rune // a punctuation or CJK rune that ended the previous word, or 0
+}
+
+func (s *splitter) next(word []byte, starts []int) ([]byte, []int, bool) {
+	if s.pending > 0 {
+		word, starts = utf8.AppendRune(word, s.pending), append(starts, 0)
+		s.pending = 0
+		return word, starts, true
+	}
+	for i, r := range s.text {
+		r, keep, alone := s.w.normRune(r)
 		if !keep {
 			continue
 		}
 		switch {
 		case alone || isPunct(r):
-			flush()
-			starts = append(starts, 0)
-			word = utf8.AppendRune(word, r)
-			flush()
+			s.text = s.text[i+utf8.RuneLen(r):]
+			if len(word) > 0 {
+				s.pending = r
+			} else {
+				word, starts = utf8.AppendRune(word, r), append(starts, 0)
+			}
+			return word, starts, true
 		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f':
-			flush()
+			if len(word) > 0 {
+				s.text = s.text[i+1:]
+				return word, starts, true
+			}
 		default:
 			starts = append(starts, len(word))
 			word = utf8.AppendRune(word, r)
 		}
-		if full() {
-			break
-		}
 	}
-	flush()
-	return append(dst, w.suffix...)
+	s.text = ""
+	return word, starts, len(word) > 0
+}
+
+// PreTokenize splits text into the words a BERT tokenizer written by BertTokenizerJSON sees
+// before WordPiece: control characters dropped, CJK characters and punctuation standing
+// alone, and (with lowercase) lowercased with accents removed. Vocabulary learning uses it.
+func PreTokenize(text string, lowercase bool) []string {
+	sp := splitter{w: &wordPiece{cleanText: true, chinese: true, lowercase: lowercase, stripAccents: lowercase}, text: text}
+	var out []string
+	for {
+		word, _, ok := sp.next(nil, nil)
+		if !ok {
+			return out
+		}
+		out = append(out, string(word))
+	}
 }
 
 // pieces appends the WordPiece ids of one word: greedy longest match from the left, "##" on

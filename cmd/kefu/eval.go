@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/kefu-ai/kefu/eval"
+	"github.com/kefu-ai/kefu/models"
 )
 
 func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -17,11 +18,12 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	modelDir := fs.String("model", "", "model bundle directory (default: the embedded demo model)")
 	data := fs.String("data", "", "labelled data files, comma-separated (required)")
 	head := fs.String("head", "intent", "head to evaluate: intent or emotion")
-	format := fs.String("format", "auto", "data format: auto (by extension), kefu (NLU YAML) or csv")
-	textCol := fs.String("text-col", "text", "CSV column holding the text")
-	labelCol := fs.String("label-col", "label", "CSV column holding the label")
-	delimiter := fs.String("delimiter", ",", "CSV field delimiter (one character; \\t for tab)")
-	jsonOut := fs.String("json", "", "also write accuracy, macro_f1 and n to this JSON file")
+	load := dataFlags(fs)
+	jsonOut := fs.String("json", "", "also write accuracy, macro_f1 and n (and oos) to this JSON file")
+	oosLabel := fs.String("oos-label", "", "label of out-of-scope examples (CLINC150: oos); measures detection by confidence threshold")
+	threshold := fs.Float64("threshold", 0, "confidence below which a prediction counts as out of scope (with --oos-label)")
+	thresholdData := fs.String("threshold-data", "", "pick --threshold on these files instead: the highest with in-scope accuracy ≥ --min-in-scope")
+	minInScope := fs.Float64("min-in-scope", 0.9, "in-scope accuracy to keep when picking the threshold")
 	openRuntime := ortFlag(fs)
 	cfg := modelFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -32,12 +34,7 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Usage()
 		return errUsage
 	}
-	delim := strings.ReplaceAll(*delimiter, `\t`, "\t")
-	if utf8.RuneCountInString(delim) != 1 {
-		return fmt.Errorf("--delimiter %q must be one character", *delimiter)
-	}
-	d, _ := utf8.DecodeRuneInString(delim)
-	examples, err := eval.Load(strings.Split(*data, ","), eval.Source{Format: *format, TextCol: *textCol, LabelCol: *labelCol, Delimiter: d}, *head)
+	examples, err := load(*data, *head)
 	if err != nil {
 		return err
 	}
@@ -46,17 +43,41 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer closeModel()
-	s, err := eval.Evaluate(ctx, clf, *head, examples)
+	preds, err := eval.Predict(ctx, clf, *head, examples)
 	if err != nil {
 		return err
 	}
 	m := clf.Manifest()
+	report := struct {
+		eval.Scores
+		OOS *eval.OOS `json:"oos,omitempty"`
+	}{Scores: eval.ScorePredictions(preds, m.Heads[slices.IndexFunc(m.Heads, func(h models.HeadSpec) bool { return h.Name == *head })].Labels)}
+	s := report.Scores
 	fmt.Fprintf(stdout, "model     %s %s\nhead      %s\nexamples  %d\naccuracy  %.4f\nmacro-F1  %.4f\n", m.Name, m.Version, *head, s.N, s.Accuracy, s.MacroF1)
 	if s.Unknown > 0 {
 		fmt.Fprintf(stdout, "unknown   %d examples with labels the model lacks: %s\n", s.Unknown, strings.Join(s.UnknownLabels, ", "))
 	}
+	if *oosLabel != "" {
+		thr := *threshold
+		if *thresholdData != "" {
+			cal, err := load(*thresholdData, *head)
+			if err != nil {
+				return err
+			}
+			calPreds, err := eval.Predict(ctx, clf, *head, cal)
+			if err != nil {
+				return err
+			}
+			thr = eval.PickThreshold(calPreds, *oosLabel, *minInScope)
+			c := eval.ScoreOOS(calPreds, *oosLabel, thr)
+			fmt.Fprintf(stdout, "threshold %.4f picked on %s: in-scope accuracy %.4f, oos recall %.4f\n", thr, *thresholdData, c.InScopeAccuracy, c.Recall)
+		}
+		o := eval.ScoreOOS(preds, *oosLabel, thr)
+		report.OOS = &o
+		fmt.Fprintf(stdout, "oos       threshold %.4f: in-scope accuracy %.4f (%d), oos recall %.4f, precision %.4f (%d)\n", thr, o.InScopeAccuracy, o.InScope, o.Recall, o.Precision, o.OutOfScope)
+	}
 	if *jsonOut != "" {
-		out, err := json.MarshalIndent(s, "", "  ")
+		out, err := json.MarshalIndent(report, "", "  ")
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,7 @@ Usage:
 Commands:
   serve     run the HTTP API (the embedded demo model unless --model is given)
   bench     measure tokenization, ONNX Runtime and batched classification speed
+  train     train an intent (and emotion) model from labelled data into a model bundle
   eval      measure a model's accuracy and macro-F1 on labelled data
   version   print the version
 
@@ -51,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr)
+	case "train":
+		err = trainCmd(ctx, args[1:], stdout, stderr)
 	case "eval":
 		err = evaluate(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -21,9 +21,11 @@ type DataType int32
 
 // Element types kefu writes.
 const (
-	Float DataType = 1
-	Int32 DataType = 6
-	Int64 DataType = 7
+	Float   DataType = 1
+	Bool    DataType = 9
+	Float16 DataType = 10
+	Int32   DataType = 6
+	Int64   DataType = 7
 )
 
 // IRVersion and Opset are what Marshal writes: ONNX 1.13 (IR 8, opset 17) is loaded by
@@ -38,8 +40,8 @@ type Tensor struct {
 	Name   string
 	Dims   []int64
 	Type   DataType
-	Floats []float32 // when Type is Float
-	Ints   []int64   // when Type is Int64
+	Floats []float32 // when Type is Float or Float16 (rounded to half precision when written)
+	Ints   []int64   // when Type is Int64 or Int32
 }
 
 // Dim is one dimension of a graph input or output: a size, or a symbolic name when Param is set.
@@ -128,6 +130,54 @@ func (g *Graph) Floats(name string, dims []int64, data []float32) string {
 func (g *Graph) Ints(name string, dims []int64, data []int64) string {
 	g.Initializers = append(g.Initializers, Tensor{Name: name, Dims: dims, Type: Int64, Ints: data})
 	return name
+}
+
+// Halves adds a float16 initializer holding data rounded to half precision.
+func (g *Graph) Halves(name string, dims []int64, data []float32) string {
+	g.Initializers = append(g.Initializers, Tensor{Name: name, Dims: dims, Type: Float16, Floats: data})
+	return name
+}
+
+// Int32s adds an int32 initializer and returns its name.
+func (g *Graph) Int32s(name string, dims []int64, data []int64) string {
+	g.Initializers = append(g.Initializers, Tensor{Name: name, Dims: dims, Type: Int32, Ints: data})
+	return name
+}
+
+// Half rounds f to the nearest IEEE 754 half-precision value (ties to even) and returns its
+// bits; values beyond the half range become infinities, tiny ones subnormals or zero.
+func Half(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23&0xff) - 127 + 15
+	mant := b & 0x7fffff
+	switch {
+	case b&0x7fffffff == 0:
+		return sign
+	case b>>23&0xff == 0xff && mant != 0: // NaN
+		return sign | 0x7e00
+	case exp >= 0x1f: // infinity, or too large
+		return sign | 0x7c00
+	case exp <= 0:
+		if exp < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint32(14 - exp)
+		half := mant >> shift
+		rem := mant & (1<<shift - 1)
+		mid := uint32(1) << (shift - 1)
+		if rem > mid || (rem == mid && half&1 == 1) {
+			half++
+		}
+		return sign | uint16(half)
+	}
+	half := uint32(exp)<<10 | mant>>13
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && half&1 == 1) {
+		half++ // may carry into the exponent, up to infinity: still correct
+	}
+	return sign | uint16(half)
 }
 
 // Scalar adds a float32 scalar initializer and returns its name.
@@ -271,6 +321,16 @@ func (t *Tensor) marshal() []byte {
 		raw = make([]byte, 4*len(t.Floats))
 		for i, f := range t.Floats {
 			binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
+		}
+	case Float16:
+		raw = make([]byte, 2*len(t.Floats))
+		for i, f := range t.Floats {
+			binary.LittleEndian.PutUint16(raw[2*i:], Half(f))
+		}
+	case Int32:
+		raw = make([]byte, 4*len(t.Ints))
+		for i, v := range t.Ints {
+			binary.LittleEndian.PutUint32(raw[4*i:], uint32(int32(v)))
 		}
 	case Int64:
 		raw = make([]byte, 8*len(t.Ints))

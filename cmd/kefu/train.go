@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/kefu-ai/kefu/eval"
+	"github.com/kefu-ai/kefu/models/train"
+)
+
+func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("train", "--data FILE[,FILE…] [flags] --out DIR", stderr)
+	data := fs.String("data", "", "labelled training data: files or folders, comma-separated (required)")
+	head := fs.String("head", "intent", "head that --data trains: intent or emotion")
+	emotionData := fs.String("emotion-data", "", "also train an emotion head from these files")
+	load := dataFlags(fs)
+	out := fs.String("out", "", "bundle directory to write (required); replaced only when training succeeds")
+	valid := fs.Float64("valid-split", 0.1, "share of each label held out for validation and early stopping (0: none)")
+	seed := fs.Uint64("seed", 1, "random seed; the same seed and data give the same model")
+	name := fs.String("name", "kefu-model", "model name written to model.json")
+	ver := fs.String("model-version", "1", "model version written to model.json")
+	hidden := fs.Int("hidden", 128, "hidden units per head")
+	ensemble := fs.Int("ensemble", 3, "independently initialised networks per head, logits averaged")
+	epochs := fs.Int("epochs", 40, "most passes over the data")
+	patience := fs.Int("patience", 4, "stop after this many epochs without a better validation macro-F1")
+	minDF := fs.Int("min-df", 2, "word bigrams and trigrams must occur in this many texts")
+	maxVocab := fs.Int("max-vocab", 30000, "vocabulary size limit")
+	maxSeq := fs.Int("max-seq-len", 128, "tokens per text, [CLS] and [SEP] included")
+	workers := fs.Int("workers", 0, "training goroutines (default: one per CPU)")
+	lr := fs.Float64("lr", 0.002, "Adam learning rate")
+	dropout := fs.Float64("dropout", 0.3, "hidden-unit dropout")
+	featDrop := fs.Float64("feature-drop", 0.2, "probability of dropping each feature occurrence in training")
+	balance := fs.Float64("emotion-balance", 0.5, "class weight exponent for the emotion head: 0 none, 1 fully balanced")
+	refit := fs.Bool("refit", true, "after early stopping, train again on all data (validation included) for the best number of epochs")
+	quiet := fs.Bool("quiet", false, "print no progress")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *data == "" || *out == "" {
+		fmt.Fprintln(stderr, "kefu train: --data and --out are required")
+		fs.Usage()
+		return errUsage
+	}
+	if *head != "intent" && *head != "emotion" {
+		return fmt.Errorf("--head %q: want intent or emotion", *head)
+	}
+	if *valid < 0 || *valid >= 1 {
+		return fmt.Errorf("--valid-split %v: want 0 ≤ share < 1", *valid)
+	}
+	sets := []train.Dataset{}
+	add := func(list, head string) error {
+		ex, err := load(list, head)
+		if err != nil {
+			return err
+		}
+		sets = append(sets, dataset(head, ex))
+		return nil
+	}
+	if err := add(*data, *head); err != nil {
+		return err
+	}
+	if *emotionData != "" {
+		if *head == "emotion" {
+			return fmt.Errorf("--emotion-data with --head emotion: --data already trains the emotion head")
+		}
+		if err := add(*emotionData, "emotion"); err != nil {
+			return err
+		}
+	}
+	progress := stderr
+	if *quiet {
+		progress = io.Discard
+	}
+	cfg := train.Config{
+		Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, Patience: *patience, MinDF: *minDF,
+		MaxVocab: *maxVocab, MaxSeqLen: *maxSeq, ValidSplit: *valid, Refit: *refit, Seed: *seed, Workers: *workers,
+		LR: *lr, Dropout: *dropout, FeatureDrop: *featDrop, Balance: map[string]float64{"emotion": *balance},
+		Progress: progress,
+	}
+	start := time.Now()
+	rep, err := train.Train(ctx, cfg, sets, *out)
+	if err != nil {
+		return err
+	}
+	size := int64(0)
+	if st, err := os.Stat(*out + "/model.onnx"); err == nil {
+		size = st.Size()
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d epochs (best %d), %.1f s, model.onnx %.1f MB\n", *out, rep.Epochs, rep.Best, time.Since(start).Seconds(), float64(size)/1e6)
+	for _, h := range rep.Heads {
+		if h.Valid > 0 {
+			fmt.Fprintf(stdout, "  %s: validation accuracy %.4f, macro-F1 %.4f (%d examples)\n", h.Name, h.ValidAccuracy, h.ValidMacroF1, h.Valid)
+		}
+	}
+	return nil
+}
+
+func dataset(head string, ex []eval.Example) train.Dataset {
+	d := train.Dataset{Head: head}
+	for _, e := range ex {
+		d.Texts = append(d.Texts, e.Text)
+		d.Labels = append(d.Labels, e.Label)
+		d.Where = append(d.Where, fmt.Sprintf("%s:%d", e.File, e.Line))
+	}
+	return d
+}
