@@ -38,9 +38,11 @@ fuzz:
 	$(GO) test ./eval -run '^$$' -fuzz '^FuzzParseNLU$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./engine/httpapi -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 
-## model: rebuild the embedded demo model from cmd/kefu/bot/nlu
+## model: retrain the embedded bilingual model from cmd/kefu/bot/nlu (deterministic: seed 1, 2 workers)
 model:
-	$(GO) run ./scripts/demomodel
+	$(GO) run ./cmd/kefu train --data cmd/kefu/bot/nlu --emotion-data cmd/kefu/bot/nlu \
+		--name kefu-bot --model-version 1.0.0 --max-seq-len 64 --ensemble 1 --workers 2 --seed 1 \
+		--out cmd/kefu/bot/model
 
 clean:
 	rm -rf bin

@@ -3,9 +3,11 @@ package eval
 import (
 	"cmp"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,8 +17,8 @@ import (
 
 // Source says how to read data files.
 type Source struct {
-	// Format is "auto" (default: by extension: .yaml/.yml kefu, .csv csv, .tsv csv with tabs),
-	// "kefu" or "csv".
+	// Format is "auto" (default: by extension: .yaml/.yml kefu, .csv csv, .tsv csv with tabs,
+	// .json clinc150), "kefu", "csv" or "clinc150" (data_full.json#split+split, or its CSVs).
 	Format string
 	// TextCol and LabelCol name the CSV columns; defaults "text" and "label".
 	TextCol, LabelCol string
@@ -28,7 +30,11 @@ type Source struct {
 // count for any head).
 func Load(paths []string, src Source, head string) ([]Example, error) {
 	var out []Example
-	for _, p := range paths {
+	files, err := expand(paths)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range files {
 		ex, err := loadFile(p, src)
 		if err != nil {
 			return nil, err
@@ -46,10 +52,47 @@ func Load(paths []string, src Source, head string) ([]Example, error) {
 	return out, nil
 }
 
+// expand replaces each folder in paths by its data files (.yaml, .yml, .csv, .tsv, .json),
+// sorted by name.
+func expand(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		file, _, _ := strings.Cut(p, "#") // a JSON file's splits: data_full.json#test+oos_test
+		st, err := os.Stat(file)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			return nil, err
+		}
+		n := len(out)
+		for _, e := range entries {
+			switch strings.ToLower(filepath.Ext(e.Name())) {
+			case ".yaml", ".yml", ".csv", ".tsv", ".json":
+				if !e.IsDir() {
+					out = append(out, filepath.Join(p, e.Name()))
+				}
+			}
+		}
+		if len(out) == n {
+			return nil, &DataError{File: p, Msg: "folder holds no data files (.yaml, .yml, .csv, .tsv, .json)"}
+		}
+	}
+	return out, nil
+}
+
 func loadFile(path string, src Source) ([]Example, error) {
+	path, splits, _ := strings.Cut(path, "#")
 	format := src.Format
 	if format == "" || format == "auto" {
 		switch strings.ToLower(filepath.Ext(path)) {
+		case ".json":
+			format = "clinc150"
 		case ".yaml", ".yml":
 			format = "kefu"
 		case ".csv":
@@ -60,7 +103,7 @@ func loadFile(path string, src Source) ([]Example, error) {
 				src.Delimiter = '\t'
 			}
 		default:
-			return nil, &DataError{File: path, Msg: "unknown format; pass --format kefu or csv"}
+			return nil, &DataError{File: path, Msg: "unknown format; pass --format kefu, csv or clinc150"}
 		}
 	}
 	switch format {
@@ -70,6 +113,11 @@ func loadFile(path string, src Source) ([]Example, error) {
 			return nil, err
 		}
 		return ParseNLU(path, data)
+	case "clinc150":
+		if strings.ToLower(filepath.Ext(path)) == ".json" {
+			return readClinc(path, splits)
+		}
+		fallthrough
 	case "csv":
 		f, err := os.Open(path)
 		if err != nil {
@@ -78,7 +126,7 @@ func loadFile(path string, src Source) ([]Example, error) {
 		defer f.Close()
 		return ReadCSV(path, f, src)
 	}
-	return nil, fmt.Errorf("unknown format %q (want auto, kefu or csv)", format)
+	return nil, fmt.Errorf("unknown format %q (want auto, kefu, csv or clinc150)", format)
 }
 
 // ReadCSV reads a CSV with a header row. Rows without text or label, and text that is not
@@ -136,4 +184,36 @@ func csvError(name string, err error) error {
 		return &DataError{File: name, Line: pe.Line, Msg: pe.Err.Error()}
 	}
 	return &DataError{File: name, Msg: err.Error()}
+}
+
+// readClinc reads CLINC150's data_full.json: an object of splits ("train", "val", "test",
+// "oos_train", …), each a list of [text, label] pairs (label "oos" for out-of-scope queries).
+// splits names the ones to read, joined by "+".
+func readClinc(path, splits string) ([]Example, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string][][]string
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, &DataError{File: path, Msg: "not CLINC150 JSON (an object of splits, each a list of [text, label]): " + err.Error()}
+	}
+	names := slices.Sorted(maps.Keys(doc))
+	if splits == "" {
+		return nil, &DataError{File: path, Msg: fmt.Sprintf("name the splits to read after #, e.g. %s#train or %s#test+oos_test (it has %s)", path, path, strings.Join(names, ", "))}
+	}
+	var out []Example
+	for _, split := range strings.Split(splits, "+") {
+		rows, ok := doc[split]
+		if !ok {
+			return nil, &DataError{File: path, Msg: fmt.Sprintf("no split %q (it has %s)", split, strings.Join(names, ", "))}
+		}
+		for i, r := range rows {
+			if len(r) != 2 || strings.TrimSpace(r[0]) == "" || strings.TrimSpace(r[1]) == "" {
+				return nil, &DataError{File: path, Msg: fmt.Sprintf("split %s, row %d: want [text, label], got %q", split, i+1, r)}
+			}
+			out = append(out, Example{Text: r[0], Label: strings.TrimSpace(r[1]), File: path + "#" + split, Line: i + 1})
+		}
+	}
+	return out, nil
 }

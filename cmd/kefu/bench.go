@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -271,19 +272,25 @@ func writeRandomBERT(dir, preset string, layers, hidden int) error {
 	return os.WriteFile(filepath.Join(dir, "model.json"), mj, 0o644)
 }
 
-// benchTexts are the embedded demo NLU examples: short customer messages in both languages.
+// benchTexts are the embedded bot's NLU examples: short customer messages in both languages.
 func benchTexts() ([]string, error) {
-	data, err := bot.ReadFile("bot/nlu/demo.yaml")
+	files, err := fs.Glob(bot, "bot/nlu/*.yaml")
 	if err != nil {
 		return nil, err
 	}
-	ex, err := eval.ParseNLU("bot/nlu/demo.yaml", data)
-	if err != nil {
-		return nil, err
-	}
-	texts := make([]string, len(ex))
-	for i, e := range ex {
-		texts[i] = e.Text
+	var texts []string
+	for _, f := range files {
+		data, err := bot.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		ex, err := eval.ParseNLU(f, data)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ex {
+			texts = append(texts, e.Text)
+		}
 	}
 	return texts, nil
 }
