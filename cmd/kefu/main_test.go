@@ -173,3 +173,89 @@ func TestEvalOnDemoData(t *testing.T) {
 		t.Errorf("bad row: exit %d, %q", code, stderr)
 	}
 }
+
+// TestTrainThenEval trains a small model from the shipped bot data with `kefu train`, checks
+// the bundle through ONNX Runtime with `kefu eval` (on the emotion head too), and feeds the
+// trainer bad data.
+func TestTrainThenEval(t *testing.T) {
+	lib, err := testenv.ORTLibrary()
+	if err != nil {
+		testenv.Unavailable(t, "ONNX Runtime", err)
+	}
+	env := []string{"KEFU_ORT_LIB=" + lib}
+	nlu := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "nlu")
+	out := filepath.Join(t.TempDir(), "model")
+	code, stdout, stderr := kefu(t, env, "train", "--data", nlu, "--emotion-data", nlu, "--hidden", "64", "--ensemble", "1",
+		"--epochs", "12", "--patience", "3", "--out", out)
+	if code != 0 {
+		t.Fatalf("train: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"head intent: 32 labels", "head emotion: 6 labels", "epoch  1/12  loss", "refit on all"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("progress lacks %q:\n%s", want, stderr)
+		}
+	}
+	var m struct {
+		Training struct {
+			Heads []struct {
+				Name          string  `json:"name"`
+				Examples      int     `json:"examples"`
+				ValidAccuracy float64 `json:"valid_accuracy"`
+			} `json:"heads"`
+			Seconds float64 `json:"seconds"`
+		} `json:"training"`
+	}
+	data, _ := os.ReadFile(filepath.Join(out, "model.json"))
+	if err := json.Unmarshal(data, &m); err != nil || len(m.Training.Heads) != 2 || m.Training.Heads[0].Examples < 2400 || m.Training.Heads[1].Examples < 1800 {
+		t.Fatalf("model.json training report: %v %+v", err, m.Training)
+	}
+	// Held-out phrasings written for this test, not in the training files.
+	held := filepath.Join(t.TempDir(), "held.csv")
+	os.WriteFile(held, []byte("text,label\n"+
+		"could you tell me where my package is right now,order_status\n"+
+		"i would like my money refunded,refund\n"+
+		"please put me through to a real agent,human_agent\n"+
+		"my bank card got stolen this morning,card_lost\n"+
+		"我想取消刚才那个订单,cancel_order\n"+
+		"帮我开一张公司发票,invoice\n"+
+		"你好呀,greeting\n"+
+		"我的账户被冻结了登不上,account_locked\n"), 0o644)
+	report := filepath.Join(t.TempDir(), "eval.json")
+	code, stdout, stderr = kefu(t, env, "eval", "--model", out, "--data", held, "--json", report)
+	if code != 0 {
+		t.Fatalf("eval: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var s struct {
+		N        int     `json:"n"`
+		Accuracy float64 `json:"accuracy"`
+	}
+	data, _ = os.ReadFile(report)
+	json.Unmarshal(data, &s)
+	if s.N != 8 || s.Accuracy < 0.75 {
+		t.Errorf("held-out intents: %+v\n%s", s, stdout)
+	}
+	code, stdout, _ = kefu(t, env, "eval", "--model", out, "--data", nlu, "--head", "emotion")
+	if code != 0 || !strings.Contains(stdout, "head      emotion") {
+		t.Errorf("emotion eval: exit %d\n%s", code, stdout)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.csv")
+	for _, c := range []struct{ data, want string }{
+		{"text,label\nhello,greet\nhi,\n", "bad.csv:3: row without label"},
+		{"text,label\nhello,greet\nhi,greet\n", "needs at least two"},
+		{"text,label\n", "no rows after the header"},
+		{"text,label\n\xff\xfe,greet\n", "bad.csv:2: not UTF-8 text"},
+	} {
+		os.WriteFile(bad, []byte(c.data), 0o644)
+		code, _, stderr := kefu(t, env, "train", "--data", bad, "--out", out)
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%q: exit %d, %q, want %q", c.data, code, stderr, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "model.onnx")); err != nil {
+		t.Errorf("failed runs removed the earlier bundle: %v", err)
+	}
+	if code, _, stderr := kefu(t, env, "train", "--data", bad, "--format", "xml", "--out", out); code != 1 || !strings.Contains(stderr, `unknown format "xml"`) {
+		t.Errorf("unknown format: exit %d, %q", code, stderr)
+	}
+}

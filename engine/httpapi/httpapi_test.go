@@ -87,7 +87,7 @@ func TestParseUnderstandsChineseAndEnglish(t *testing.T) {
 		if len(ranking) != 3 || ranking[0].(map[string]any)["label"] != intent["label"] {
 			t.Errorf("%q: ranking %v", tc.text, ranking)
 		}
-		if m := out["model"].(map[string]any); m["name"] != "kefu-demo" || m["version"] == "" {
+		if m := out["model"].(map[string]any); m["name"] != "kefu-bot" || m["version"] == "" {
 			t.Errorf("model %v", m)
 		}
 	}

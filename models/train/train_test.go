@@ -1,0 +1,288 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kefu-ai/kefu/internal/testenv"
+	"github.com/kefu-ai/kefu/models"
+)
+
+// small is a tiny bilingual data set: enough to train and to exercise every feature kind.
+func small() []Dataset {
+	intents := map[string][]string{
+		"refund":       {"i want a refund", "refund my money please", "give me my money back", "can i get a refund", "我要退款", "把钱退给我", "申请退款", "退款吧"},
+		"order_status": {"where is my order", "track my parcel", "has my package shipped", "when will my order arrive", "我的订单到哪了", "查一下物流", "快递什么时候到", "包裹发货了吗"},
+		"human_agent":  {"talk to a human", "i want a real person", "connect me to an agent", "human please", "转人工", "我要人工客服", "找真人", "帮我转客服"},
+		"greeting":     {"hello", "hi there", "good morning", "hey", "你好", "您好", "早上好", "在吗"},
+	}
+	emotions := map[string][]string{
+		"angry":   {"this is outrageous", "i'm furious", "worst service ever", "you are useless", "气死我了", "太过分了", "垃圾服务", "我要投诉你们"},
+		"neutral": {"where is my order", "i have a question", "what are your hours", "please send the invoice", "我的订单到哪了", "我想问个问题", "几点开门", "请发发票"},
+		"happy":   {"thank you so much", "great service", "i love it", "perfect thanks", "太感谢了", "服务真好", "很喜欢", "太棒了"},
+	}
+	build := func(head string, m map[string][]string) Dataset {
+		d := Dataset{Head: head}
+		for _, l := range slices.Sorted(func(yield func(string) bool) {
+			for k := range m {
+				if !yield(k) {
+					return
+				}
+			}
+		}) {
+			for _, t := range m[l] {
+				d.Texts, d.Labels = append(d.Texts, t), append(d.Labels, l)
+			}
+		}
+		return d
+	}
+	return []Dataset{build("intent", intents), build("emotion", emotions)}
+}
+
+func quick() Config {
+	return Config{Hidden: 16, Epochs: 30, Patience: 30, ValidSplit: 0, Seed: 7, Workers: 2, MinDF: 1, LR: 0.01}
+}
+
+// TestGraphMatchesTrainer checks that the ONNX graph computes what the trainer's own forward
+// pass computes, through ONNX Runtime, for texts of every shape: batched with padding, empty,
+// one character, longer than max_seq_len, unknown characters, mixed languages.
+func TestGraphMatchesTrainer(t *testing.T) {
+	rt := testenv.Runtime(t)
+	dir := t.TempDir()
+	sets := small()
+	cfg := Config{Hidden: 8, Ensemble: 2, MaxSeqLen: 16, MinDF: 1}.withDefaults()
+	var all []string
+	for _, s := range sets {
+		all = append(all, s.Texts...)
+	}
+	vocab := LearnVocab(all, 1000, 1)
+	tj, err := models.BertTokenizerJSON(vocab, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := models.LoadTokenizer(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs [][]int64
+	for _, s := range all {
+		ids, _ := tok.Encode(nil, s, cfg.MaxSeqLen)
+		docs = append(docs, ids)
+	}
+	fz := newFeaturizer(vocab, docs, 1)
+	if fz.table2.count() == 0 || fz.table3.count() == 0 || fz.charRows == 0 {
+		t.Fatalf("feature space lacks a kind: %d bigrams, %d trigrams, %d char n-grams", fz.table2.count(), fz.table3.count(), fz.charRows)
+	}
+	var heads []*headNet
+	for i, s := range sets {
+		for range cfg.Ensemble {
+			heads = append(heads, &headNet{name: s.Head, group: i, labels: slices.Compact(slices.Sorted(slices.Values(s.Labels))), h: cfg.Hidden})
+		}
+	}
+	n := newNet(fz.rows, heads, rand.New(rand.NewPCG(1, 2)))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, hd := range heads { // biases too, so that every parameter matters
+		for i := range hd.b {
+			hd.b[i] = float32(rng.NormFloat64() * 0.1)
+		}
+		for i := range hd.c {
+			hd.c[i] = float32(rng.NormFloat64())
+		}
+	}
+	if err := export(dir, cfg, n, fz, &Report{}); err != nil {
+		t.Fatal(err)
+	}
+	clf, err := models.Load(rt, dir, models.Config{MaxBatch: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clf.Close()
+	texts := []string{"", "我", "i want a refund", "where is my order, 我的订单到哪了?", "REFUND!!! refunding refunded",
+		"☃ unknown ☃ 𝄞", strings.Repeat("track my parcel ", 40), "转人工 please", "hello", "气死我了"}
+	res, err := clf.Classify(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newScratch(n)
+	for i, text := range texts {
+		ids, _ := tok.Encode(nil, text, cfg.MaxSeqLen)
+		feats := fz.features(nil, ids)
+		for g, set := range sets {
+			var mean []float64
+			for _, hd := range heads {
+				if hd.group != g {
+					continue
+				}
+				n.forward(hd, feats, s, 0, nil)
+				if mean == nil {
+					mean = make([]float64, len(hd.labels))
+				}
+				for k := range mean {
+					mean[k] += s.logits[k] / float64(cfg.Ensemble)
+				}
+			}
+			softmax(mean)
+			got := res[i].Heads[g]
+			if got.Head != set.Head {
+				t.Fatalf("head %d is %q, want %q", g, got.Head, set.Head)
+			}
+			for k, p := range mean {
+				if math.Abs(p-float64(got.Scores[k])) > 2e-3 {
+					t.Errorf("%q %s label %d: ONNX Runtime %.5f, trainer %.5f", text, set.Head, k, got.Scores[k], p)
+				}
+			}
+		}
+	}
+}
+
+// TestTrainLearnsAndIsDeterministic trains twice with one seed (identical bytes) and once
+// with another, and checks the model through ONNX Runtime on new phrasings.
+func TestTrainLearnsAndIsDeterministic(t *testing.T) {
+	rt := testenv.Runtime(t)
+	base := t.TempDir()
+	ctx := context.Background()
+	var progress bytes.Buffer
+	cfg := quick()
+	cfg.Progress = &progress
+	rep, err := Train(ctx, cfg, small(), filepath.Join(base, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(progress.String(), "epoch  1/30  loss") {
+		t.Errorf("no progress lines:\n%s", progress.String())
+	}
+	if rep.Vocab == 0 || len(rep.Heads) != 2 || rep.Heads[0].Labels["refund"] != 8 || rep.Seconds <= 0 {
+		t.Errorf("report %+v", rep)
+	}
+	cfg.Progress = nil
+	if _, err := Train(ctx, cfg, small(), filepath.Join(base, "b")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Seed = 8
+	if _, err := Train(ctx, cfg, small(), filepath.Join(base, "c")); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(base, "a", "model.onnx"))
+	b, _ := os.ReadFile(filepath.Join(base, "b", "model.onnx"))
+	c, _ := os.ReadFile(filepath.Join(base, "c", "model.onnx"))
+	if !bytes.Equal(a, b) {
+		t.Error("two runs with seed 7 wrote different models")
+	}
+	if bytes.Equal(a, c) {
+		t.Error("seeds 7 and 8 wrote the same model")
+	}
+	if entries, _ := os.ReadDir(base); len(entries) != 3 {
+		t.Errorf("left behind: %v", entries)
+	}
+	clf, err := models.Load(rt, filepath.Join(base, "a"), models.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clf.Close()
+	for text, want := range map[string][2]string{
+		"please refund me":      {"refund", ""},
+		"where's my parcel":     {"order_status", "neutral"},
+		"我要找人工":                 {"human_agent", ""},
+		"you are so useless":    {"", "angry"},
+		"谢谢你，服务太好了":             {"", "happy"},
+		"hello, good morning!!": {"greeting", ""},
+	} {
+		res, err := clf.Classify(ctx, []string{text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for h, w := range want {
+			if got := res[0].Heads[h].Label; w != "" && got != w {
+				t.Errorf("%q %s = %s, want %s", text, res[0].Heads[h].Head, got, w)
+			}
+		}
+	}
+}
+
+func TestTrainRefusesBadDataAndKeepsOut(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "model")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(out, "old")
+	os.WriteFile(marker, []byte("x"), 0o644)
+	ctx := context.Background()
+	for name, sets := range map[string][]Dataset{
+		"no data":    nil,
+		"one label":  {{Head: "intent", Texts: []string{"a", "b"}, Labels: []string{"x", "x"}}},
+		"empty head": {{Head: "intent"}},
+		"twice":      {small()[0], small()[0]},
+	} {
+		if _, err := Train(ctx, quick(), sets, out); err == nil {
+			t.Errorf("%s: trained", name)
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := Train(cancelled, quick(), small(), out); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("a failed run touched the old bundle: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(out)); len(entries) != 1 {
+		t.Errorf("temporary directories left: %v", entries)
+	}
+}
+
+func TestCheckWarns(t *testing.T) {
+	d := Dataset{Head: "intent", Texts: []string{"Refund please", "refund   PLEASE", "hello", "hi", "bye"},
+		Labels: []string{"refund", "cancel", "greet", "greet", "refund"}, Where: []string{"a.csv:2", "a.csv:3", "a.csv:4", "a.csv:5", "a.csv:6"}}
+	warnings, err := check([]Dataset{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`a.csv:3: label "cancel" has only this example; it is never validated`,
+		`a.csv:3: same text as a.csv:2 but label "cancel", not "refund"`,
+	}
+	if !slices.Equal(warnings, want) {
+		t.Errorf("warnings\n%q\nwant\n%q", warnings, want)
+	}
+}
+
+func TestLearnVocab(t *testing.T) {
+	v := LearnVocab([]string{"Refunding my order", "refund refund", "我要退款", "Café"}, 100, 1)
+	if !slices.Equal(v[:5], Specials) {
+		t.Fatalf("specials %q", v[:5])
+	}
+	// Precomposed "é" stays: sugarme strips combining marks without decomposing first, and the
+	// vocabulary must hold what the tokenizer will look up.
+	for _, tok := range []string{"refund", "refunding", "r", "##r", "我", "退", "café", "##ing"} {
+		if !slices.Contains(v, tok) {
+			t.Errorf("vocabulary lacks %q", tok)
+		}
+	}
+	for _, tok := range []string{"##我", "Café", "Refunding"} {
+		if slices.Contains(v, tok) {
+			t.Errorf("vocabulary has %q", tok)
+		}
+	}
+	if small := LearnVocab([]string{"alpha beta gamma delta"}, 30, 1); len(small) > 30 && !slices.Contains(small, "alpha") {
+		t.Errorf("limit: %d tokens", len(small))
+	}
+}
+
+func TestSplitStratified(t *testing.T) {
+	labels := slices.Repeat([]string{"a", "a", "a", "a", "a", "a", "a", "a", "a", "a", "b"}, 1)
+	tr, va := split(labels, 0.2, rand.New(rand.NewPCG(1, 1)))
+	if len(va) != 2 || len(tr) != 9 || slices.Contains(va, 10) {
+		t.Errorf("train %v valid %v: want 2 of label a held out and b kept for training", tr, va)
+	}
+}
