@@ -41,7 +41,7 @@ fuzz:
 ## model: retrain the embedded bilingual model from cmd/kefu/bot/nlu (deterministic: seed 1, 2 workers)
 model:
 	$(GO) run ./cmd/kefu train --data cmd/kefu/bot/nlu --emotion-data cmd/kefu/bot/nlu \
-		--name kefu-bot --model-version 1.0.0 --max-seq-len 64 --ensemble 1 --workers 2 --seed 1 \
+		--name kefu-bot --model-version 1.0.0 --max-seq-len 64 --ensemble 1 --epochs 15 --workers 2 --seed 1 \
 		--out cmd/kefu/bot/model
 
 clean:

@@ -18,13 +18,14 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	emotionData := fs.String("emotion-data", "", "also train an emotion head from these files")
 	load := dataFlags(fs)
 	out := fs.String("out", "", "bundle directory to write (required); replaced only when training succeeds")
+	validData := fs.String("valid-data", "", "validation files for early stopping instead of --valid-split (the head of --data; never trained on)")
 	valid := fs.Float64("valid-split", 0.1, "share of each label held out for validation and early stopping (0: none)")
-	seed := fs.Uint64("seed", 1, "random seed; the same seed and data give the same model")
+	seed := fs.Uint64("seed", 1, "random seed; the same seed, data and --workers give the same model")
 	name := fs.String("name", "kefu-model", "model name written to model.json")
 	ver := fs.String("model-version", "1", "model version written to model.json")
-	hidden := fs.Int("hidden", 128, "hidden units per head")
-	ensemble := fs.Int("ensemble", 3, "independently initialised networks per head, logits averaged")
-	epochs := fs.Int("epochs", 40, "most passes over the data")
+	hidden := fs.Int("hidden", 112, "hidden units per head")
+	ensemble := fs.Int("ensemble", 4, "independently initialised networks per head, logits averaged")
+	epochs := fs.Int("epochs", 8, "most passes over the data (the learning rate falls to 0 over them)")
 	patience := fs.Int("patience", 4, "stop after this many epochs without a better validation macro-F1")
 	minDF := fs.Int("min-df", 2, "word bigrams and trigrams must occur in this many texts")
 	maxVocab := fs.Int("max-vocab", 30000, "vocabulary size limit")
@@ -35,6 +36,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	featDrop := fs.Float64("feature-drop", 0.2, "probability of dropping each feature occurrence in training")
 	balance := fs.Float64("emotion-balance", 0.5, "class weight exponent for the emotion head: 0 none, 1 fully balanced")
 	refit := fs.Bool("refit", true, "after early stopping, train again on all data (validation included) for the best number of epochs")
+	decay := fs.Bool("lr-decay", true, "let the learning rate fall linearly to 0 over --epochs (and over the refit)")
 	quiet := fs.Bool("quiet", false, "print no progress")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -62,6 +64,15 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := add(*data, *head); err != nil {
 		return err
 	}
+	if *validData != "" {
+		ex, err := load(*validData, *head)
+		if err != nil {
+			return err
+		}
+		for _, e := range ex {
+			sets[0].ValidTexts, sets[0].ValidLabels = append(sets[0].ValidTexts, e.Text), append(sets[0].ValidLabels, e.Label)
+		}
+	}
 	if *emotionData != "" {
 		if *head == "emotion" {
 			return fmt.Errorf("--emotion-data with --head emotion: --data already trains the emotion head")
@@ -76,7 +87,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := train.Config{
 		Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, Patience: *patience, MinDF: *minDF,
-		MaxVocab: *maxVocab, MaxSeqLen: *maxSeq, ValidSplit: *valid, Refit: *refit, Seed: *seed, Workers: *workers,
+		MaxVocab: *maxVocab, MaxSeqLen: *maxSeq, ValidSplit: *valid, Refit: *refit, LRDecay: *decay, Seed: *seed, Workers: *workers,
 		LR: *lr, Dropout: *dropout, FeatureDrop: *featDrop, Balance: map[string]float64{"emotion": *balance},
 		Progress: progress,
 	}

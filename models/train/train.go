@@ -29,13 +29,16 @@ type Dataset struct {
 	Texts  []string
 	Labels []string
 	Where  []string // "file:line" of each example, for messages; may be nil
+	// ValidTexts and ValidLabels, when given, are the validation set for early stopping
+	// (a published dev split, say) instead of a share of the training data.
+	ValidTexts, ValidLabels []string
 }
 
 // Config controls training. The zero value of a field means its default.
 type Config struct {
 	Name, Version string  // written to model.json; default "kefu-model", "1"
-	Hidden        int     // hidden units per head (default 256)
-	Epochs        int     // at most this many passes (default 40)
+	Hidden        int     // hidden units per head (default 112)
+	Epochs        int     // at most this many passes (default 8)
 	Patience      int     // stop after this many epochs without a better validation score (default 4)
 	BatchSize     int     // examples per update (default 32)
 	LR            float64 // Adam learning rate (default 0.002)
@@ -48,6 +51,7 @@ type Config struct {
 	MaxSeqLen     int     // tokens per text (default 128)
 	ValidSplit    float64 // share of each label held out for validation and early stopping (0: none)
 	Ensemble      int     // independently initialised networks per head, logits averaged (default 1)
+	LRDecay       bool    // let the learning rate fall linearly to 0 over Epochs (and over the refit)
 	Refit         bool    // after early stopping, train again on all data for the best number of epochs
 	Seed          uint64  // default 1
 	Workers       int     // default runtime.NumCPU()
@@ -65,8 +69,8 @@ func (c Config) withDefaults() Config {
 			*v = d
 		}
 	}
-	def(&c.Hidden, 256)
-	def(&c.Epochs, 40)
+	def(&c.Hidden, 112)
+	def(&c.Epochs, 8)
 	def(&c.Patience, 4)
 	def(&c.BatchSize, 32)
 	def(&c.MinDF, 2)
@@ -150,7 +154,11 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 	for _, w := range warnings {
 		fmt.Fprintln(cfg.Progress, "warning:", w)
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(out)), "."+filepath.Base(out)+".tmp-*")
+	parent := filepath.Dir(filepath.Clean(out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp-*")
 	if err != nil {
 		return nil, err
 	}
@@ -195,6 +203,8 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6b656675))
 	var heads []*headNet
 	var trainSet, validSet []example
+	heldOut := make([]bool, len(sets)) // the head's validation examples come from its training data
+	internal := false
 	for i, s := range sets {
 		labels := slices.Sorted(maps.Keys(counts(s.Labels)))
 		index := map[string]int{}
@@ -206,6 +216,36 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 			heads = append(heads, &headNet{name: s.Head, group: i, labels: labels, h: cfg.Hidden})
 		}
 		tr, va := split(s.Labels, cfg.ValidSplit, rng)
+		if len(s.ValidTexts) > 0 {
+			tr, va = split(s.Labels, 0, rng)
+			skipped := 0
+			for j, text := range s.ValidTexts {
+				label, ok := index[s.ValidLabels[j]]
+				if !ok {
+					skipped++
+					continue
+				}
+				ids, err := tok.Encode(nil, text, cfg.MaxSeqLen)
+				if err != nil {
+					return nil, err
+				}
+				validSet = append(validSet, example{head: i, label: label, feats: fz.features(nil, ids)})
+			}
+			if skipped > 0 {
+				w := fmt.Sprintf("head %s: %d validation examples have labels the training data lacks; left out", s.Head, skipped)
+				rep.Warnings = append(rep.Warnings, w)
+				fmt.Fprintln(cfg.Progress, "warning:", w)
+			}
+			rep.Heads = append(rep.Heads, HeadReport{Name: s.Head, Examples: len(s.Texts), Train: len(tr), Valid: len(s.ValidTexts) - skipped, Labels: counts(s.Labels)})
+			for _, j := range tr {
+				feats := fz.features(nil, encoded[i][j])
+				for m := range cfg.Ensemble {
+					trainSet = append(trainSet, example{head: first + m, label: index[s.Labels[j]], feats: feats})
+				}
+			}
+			continue
+		}
+		heldOut[i], internal = true, true
 		for _, j := range tr {
 			feats := fz.features(nil, encoded[i][j])
 			for m := range cfg.Ensemble {
@@ -231,6 +271,9 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if cfg.LRDecay {
+			t.decay = [2]int{(epoch - 1) * len(trainSet), cfg.Epochs * len(trainSet)}
+		}
 		loss := t.epoch(trainSet, epoch)
 		rep.Epochs = epoch
 		line := fmt.Sprintf("epoch %2d/%d  loss %.4f", epoch, cfg.Epochs, loss)
@@ -248,7 +291,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		mark := ""
 		if score > bestScore {
 			best, bestScore, mark = epoch, score, " *"
-			if !cfg.Refit {
+			if !cfg.Refit || !internal {
 				bestSnap = n.snapshot()
 			}
 			for i := range sets {
@@ -261,21 +304,26 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		}
 	}
 	switch {
-	case cfg.Refit && len(validSet) > 0:
+	case cfg.Refit && internal && len(validSet) > 0:
 		all := slices.Clip(trainSet)
 		for _, ex := range validSet {
+			if !heldOut[ex.head] {
+				continue // a separate validation set is never trained on
+			}
 			for m := range cfg.Ensemble {
 				all = append(all, example{head: ex.head*cfg.Ensemble + m, label: ex.label, feats: ex.feats})
 			}
 		}
-		fmt.Fprintf(cfg.Progress, "refit on all %d examples for %d epochs\n", len(all), best)
+		fmt.Fprintf(cfg.Progress, "refit on all %d training examples (ensemble copies included) for %d epochs\n", len(all), best)
 		n = newNet(fz.rows, heads, rand.New(rand.NewPCG(netSeed, 1)))
 		t = newTrainer(cfg, n, fz.rows, sets)
 		for epoch := 1; epoch <= best; epoch++ {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			t.decay = [2]int{(epoch - 1) * len(all), best * len(all)}
+			if cfg.LRDecay {
+				t.decay = [2]int{(epoch - 1) * len(all), best * len(all)}
+			}
 			loss := t.epoch(all, epoch)
 			fmt.Fprintf(cfg.Progress, "refit %2d/%d  loss %.4f  %.1fs\n", epoch, best, loss, time.Since(start).Seconds())
 		}

@@ -286,3 +286,22 @@ func TestSplitStratified(t *testing.T) {
 		t.Errorf("train %v valid %v: want 2 of label a held out and b kept for training", tr, va)
 	}
 }
+
+func TestTrainWithSeparateValidation(t *testing.T) {
+	sets := small()
+	sets[0].ValidTexts = []string{"refund please", "where is my parcel", "hello!", "something else"}
+	sets[0].ValidLabels = []string{"refund", "order_status", "greeting", "no_such_label"}
+	cfg := quick()
+	cfg.Epochs, cfg.Patience, cfg.Refit = 6, 2, true
+	rep, err := Train(context.Background(), cfg, sets, filepath.Join(t.TempDir(), "m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := rep.Heads[0]
+	if h.Train != len(sets[0].Texts) || h.Valid != 3 || rep.Refit {
+		t.Errorf("train %d valid %d refit %v: want every training example used, 3 validation examples, no refit", h.Train, h.Valid, rep.Refit)
+	}
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "1 validation examples have labels the training data lacks") }) {
+		t.Errorf("warnings %q", rep.Warnings)
+	}
+}
