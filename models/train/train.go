@@ -245,7 +245,9 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 			}
 			continue
 		}
-		heldOut[i], internal = true, true
+		if len(va) > 0 {
+			heldOut[i], internal = true, true
+		}
 		for _, j := range tr {
 			feats := fz.features(nil, encoded[i][j])
 			for m := range cfg.Ensemble {
