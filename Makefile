@@ -36,6 +36,7 @@ fuzz:
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./models -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./models -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./eval -run '^$$' -fuzz '^FuzzParseNLU$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./eval -run '^$$' -fuzz '^FuzzParseClinc$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./engine/httpapi -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 
 ## model: retrain the embedded bilingual model from cmd/kefu/bot/nlu (deterministic: seed 1, 2 workers)

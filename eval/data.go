@@ -194,6 +194,11 @@ func readClinc(path, splits string) ([]Example, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseClinc(path, data, splits)
+}
+
+// ParseClinc reads CLINC150's JSON from data; path names it in errors and examples.
+func ParseClinc(path string, data []byte, splits string) ([]Example, error) {
 	var doc map[string][][]string
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, &DataError{File: path, Msg: "not CLINC150 JSON (an object of splits, each a list of [text, label]): " + err.Error()}
@@ -209,7 +214,7 @@ func readClinc(path, splits string) ([]Example, error) {
 			return nil, &DataError{File: path, Msg: fmt.Sprintf("no split %q (it has %s)", split, strings.Join(names, ", "))}
 		}
 		for i, r := range rows {
-			if len(r) != 2 || strings.TrimSpace(r[0]) == "" || strings.TrimSpace(r[1]) == "" {
+			if len(r) != 2 || strings.TrimSpace(r[0]) == "" || strings.TrimSpace(r[1]) == "" || !utf8.ValidString(r[0]+r[1]) {
 				return nil, &DataError{File: path, Msg: fmt.Sprintf("split %s, row %d: want [text, label], got %q", split, i+1, r)}
 			}
 			out = append(out, Example{Text: r[0], Label: strings.TrimSpace(r[1]), File: path + "#" + split, Line: i + 1})

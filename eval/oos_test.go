@@ -73,3 +73,15 @@ func TestLoadClincAndFolders(t *testing.T) {
 		t.Errorf("empty folder: %v", err)
 	}
 }
+
+func FuzzParseClinc(f *testing.F) {
+	f.Add([]byte(`{"train": [["hi", "greet"]], "oos_train": [["x", "oos"]]}`), "train+oos_train")
+	f.Add([]byte(`{"train": [["hi"]]}`), "train")
+	f.Add([]byte(`[1, 2]`), "")
+	f.Fuzz(func(t *testing.T, data []byte, splits string) {
+		ex, err := ParseClinc("f.json", data, splits)
+		if err == nil && len(ex) > 0 && (ex[0].Text == "" || ex[0].Label == "") {
+			t.Errorf("accepted an empty text or label: %+v", ex[0])
+		}
+	})
+}

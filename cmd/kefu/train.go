@@ -28,6 +28,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	epochs := fs.Int("epochs", 8, "most passes over the data (the learning rate falls to 0 over them)")
 	patience := fs.Int("patience", 4, "stop after this many epochs without a better validation macro-F1")
 	minDF := fs.Int("min-df", 2, "word bigrams and trigrams must occur in this many texts")
+	skip := fs.Bool("skip-grams", false, "also use pairs of tokens one apart as features")
 	maxVocab := fs.Int("max-vocab", 30000, "vocabulary size limit")
 	maxSeq := fs.Int("max-seq-len", 128, "tokens per text, [CLS] and [SEP] included")
 	workers := fs.Int("workers", 0, "training goroutines (default: one per CPU)")
@@ -86,7 +87,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		progress = io.Discard
 	}
 	cfg := train.Config{
-		Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, Patience: *patience, MinDF: *minDF,
+		Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, Patience: *patience, MinDF: *minDF, SkipGrams: *skip,
 		MaxVocab: *maxVocab, MaxSeqLen: *maxSeq, ValidSplit: *valid, Refit: *refit, LRDecay: *decay, Seed: *seed, Workers: *workers,
 		LR: *lr, Dropout: *dropout, FeatureDrop: *featDrop, Balance: map[string]float64{"emotion": *balance},
 		Progress: progress,

@@ -116,6 +116,10 @@ func graph(n *net, fz *featurizer) *onnx.Model {
 	key3 := g.Op("Add", []string{g.Op("Mul", []string{g.Op("Add", []string{g.Op("Mul", []string{a, vocab}), b}), vocab}), c})
 	keep3 := g.Op("Mul", []string{g.Op("Mul", []string{slice(mask, 0, -2), slice(mask, 1, -1)}), slice(mask, 2, end)})
 	ngram("trigram", fz.table3, key3, keep3)
+	if len(fz.tableS.keys) > 0 {
+		keyS := g.Op("Add", []string{g.Op("Mul", []string{a, vocab}), c})
+		ngram("skip_bigram", fz.tableS, keyS, g.Op("Mul", []string{slice(mask, 0, -2), slice(mask, 2, end)}))
+	}
 
 	norm := g.Op("Sqrt", []string{g.Op("Add", []string{den, g.Scalar("eps", 1e-6)})})
 	x := g.Op("Div", []string{num, g.Op("Unsqueeze", []string{norm, axis1})})

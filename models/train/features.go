@@ -33,6 +33,7 @@ type featurizer struct {
 	rows      int         // rows of the training table
 	table2    hashTable   // bigram keys
 	table3    hashTable   // trigram keys
+	tableS    hashTable   // skip-bigram keys: tokens i and i+2
 	ngWeights []float32   // IDF of each n-gram, by its row relative to ngStart
 	ngStart   int32       // first n-gram row
 	charRows  int         // rows of character n-grams
@@ -71,6 +72,9 @@ func (h *hashTable) insert(key int64, row int32) bool {
 }
 
 func (h *hashTable) lookup(key int64) (int32, bool) {
+	if len(h.keys) == 0 {
+		return 0, false
+	}
 	b1, b2 := h.buckets(key)
 	switch key {
 	case h.keys[b1]:
@@ -106,8 +110,8 @@ func charGrams(tok string) []string {
 
 // newFeaturizer counts document frequencies over the encoded training texts and builds the
 // feature space: every vocabulary id, every character n-gram of the vocabulary, and the word
-// bigrams and trigrams seen in at least minDF texts.
-func newFeaturizer(vocab []string, docs [][]int64, minDF int) *featurizer {
+// bigrams and trigrams (and, with skip, pairs of tokens one apart) seen in at least minDF texts.
+func newFeaturizer(vocab []string, docs [][]int64, minDF int, skip bool) *featurizer {
 	V := len(vocab)
 	f := &featurizer{vocab: V}
 	charID := map[string]int32{}
@@ -160,23 +164,28 @@ func newFeaturizer(vocab []string, docs [][]int64, minDF int) *featurizer {
 			if k := trigram(V, ids[i], ids[i+1], ids[i+2]) | 1<<62; mark(k) {
 				ng[k]++
 			}
+			if k := bigram(V, ids[i], ids[i+2]) | 1<<61; skip && mark(k) {
+				ng[k]++
+			}
 		}
 	}
 	n := float64(len(docs))
 	idf := func(d int32) float32 { return float32(math.Log((1+n)/(1+float64(d))) + 1) }
-	var keys2, keys3 []int64
+	var keys2, keys3, keysS []int64
 	for k, d := range ng {
-		if int(d) < minDF {
-			continue
-		}
-		if k&(1<<62) != 0 {
+		switch {
+		case int(d) < minDF:
+		case k&(1<<62) != 0:
 			keys3 = append(keys3, k&^(1<<62))
-		} else {
+		case k&(1<<61) != 0:
+			keysS = append(keysS, k&^(1<<61))
+		default:
 			keys2 = append(keys2, k)
 		}
 	}
 	slices.Sort(keys2)
 	slices.Sort(keys3)
+	slices.Sort(keysS)
 	f.ngStart = int32(base)
 	weights := []float32{}
 	build := func(keys []int64, tag int64) hashTable {
@@ -190,6 +199,9 @@ func newFeaturizer(vocab []string, docs [][]int64, minDF int) *featurizer {
 	}
 	f.table2 = build(keys2, 0)
 	f.table3 = build(keys3, 1<<62)
+	if skip {
+		f.tableS = build(keysS, 1<<61)
+	}
 	f.rows = base + len(weights)
 	f.tokFeats = make([][]feature, V)
 	for id := len(Specials); id < V; id++ {
@@ -215,6 +227,9 @@ func (f *featurizer) features(dst []feature, ids []int64) []feature {
 	}
 	for i := 0; i+2 < len(ids); i++ {
 		if r, ok := f.table3.lookup(trigram(f.vocab, ids[i], ids[i+1], ids[i+2])); ok {
+			dst = append(dst, feature{row: f.ngStart + r, w: f.ngWeights[r]})
+		}
+		if r, ok := f.tableS.lookup(bigram(f.vocab, ids[i], ids[i+2])); ok {
 			dst = append(dst, feature{row: f.ngStart + r, w: f.ngWeights[r]})
 		}
 	}

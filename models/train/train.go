@@ -47,6 +47,7 @@ type Config struct {
 	Smoothing     float64 // label smoothing (default 0.1)
 	Balance       map[string]float64
 	MinDF         int     // word n-grams need this many texts (default 2)
+	SkipGrams     bool    // also pairs of tokens one apart ("my _ order")
 	MaxVocab      int     // vocabulary size limit (default 30000)
 	MaxSeqLen     int     // tokens per text (default 128)
 	ValidSplit    float64 // share of each label held out for validation and early stopping (0: none)
@@ -119,6 +120,7 @@ type FeatureCount struct {
 	CharGrams int `json:"char_ngrams"`
 	Bigrams   int `json:"word_bigrams"`
 	Trigrams  int `json:"word_trigrams"`
+	Skip      int `json:"skip_bigrams,omitempty"`
 }
 
 // HeadReport is one head's data and validation figures.
@@ -197,8 +199,8 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 			docs = append(docs, ids)
 		}
 	}
-	fz := newFeaturizer(vocab, docs, cfg.MinDF)
-	rep.Features = FeatureCount{Tokens: len(vocab), CharGrams: fz.charRows, Bigrams: fz.table2.count(), Trigrams: fz.table3.count()}
+	fz := newFeaturizer(vocab, docs, cfg.MinDF, cfg.SkipGrams)
+	rep.Features = FeatureCount{Tokens: len(vocab), CharGrams: fz.charRows, Bigrams: fz.table2.count(), Trigrams: fz.table3.count(), Skip: fz.tableS.count()}
 
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6b656675))
 	var heads []*headNet
@@ -334,7 +336,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		n.restore(bestSnap)
 	}
 	rep.Best = best
-	rep.Seconds = math.Round(time.Since(start).Seconds()*10) / 10
+	rep.Seconds = math.Round(time.Since(start).Seconds()*1000) / 1000
 	if err := export(tmp, cfg, n, fz, rep); err != nil {
 		return nil, err
 	}

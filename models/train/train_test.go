@@ -80,8 +80,8 @@ func TestGraphMatchesTrainer(t *testing.T) {
 		ids, _ := tok.Encode(nil, s, cfg.MaxSeqLen)
 		docs = append(docs, ids)
 	}
-	fz := newFeaturizer(vocab, docs, 1)
-	if fz.table2.count() == 0 || fz.table3.count() == 0 || fz.charRows == 0 {
+	fz := newFeaturizer(vocab, docs, 1, true)
+	if fz.table2.count() == 0 || fz.table3.count() == 0 || fz.tableS.count() == 0 || fz.charRows == 0 {
 		t.Fatalf("feature space lacks a kind: %d bigrams, %d trigrams, %d char n-grams", fz.table2.count(), fz.table3.count(), fz.charRows)
 	}
 	var heads []*headNet
@@ -301,7 +301,9 @@ func TestTrainWithSeparateValidation(t *testing.T) {
 	if h.Train != len(sets[0].Texts) || h.Valid != 3 || rep.Refit {
 		t.Errorf("train %d valid %d refit %v: want every training example used, 3 validation examples, no refit", h.Train, h.Valid, rep.Refit)
 	}
-	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "1 validation examples have labels the training data lacks") }) {
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool {
+		return strings.Contains(w, "1 validation examples have labels the training data lacks")
+	}) {
 		t.Errorf("warnings %q", rep.Warnings)
 	}
 }
