@@ -217,38 +217,33 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		for range cfg.Ensemble {
 			heads = append(heads, &headNet{name: s.Head, group: i, labels: labels, h: cfg.Hidden})
 		}
-		tr, va := split(s.Labels, cfg.ValidSplit, rng)
+		share := cfg.ValidSplit
 		if len(s.ValidTexts) > 0 {
-			tr, va = split(s.Labels, 0, rng)
-			skipped := 0
-			for j, text := range s.ValidTexts {
-				label, ok := index[s.ValidLabels[j]]
-				if !ok {
-					skipped++
-					continue
-				}
-				ids, err := tok.Encode(nil, text, cfg.MaxSeqLen)
-				if err != nil {
-					return nil, err
-				}
-				validSet = append(validSet, example{head: i, label: label, feats: fz.features(nil, ids)})
-			}
-			if skipped > 0 {
-				w := fmt.Sprintf("head %s: %d validation examples have labels the training data lacks; left out", s.Head, skipped)
-				rep.Warnings = append(rep.Warnings, w)
-				fmt.Fprintln(cfg.Progress, "warning:", w)
-			}
-			rep.Heads = append(rep.Heads, HeadReport{Name: s.Head, Examples: len(s.Texts), Train: len(tr), Valid: len(s.ValidTexts) - skipped, Labels: counts(s.Labels)})
-			for _, j := range tr {
-				feats := fz.features(nil, encoded[i][j])
-				for m := range cfg.Ensemble {
-					trainSet = append(trainSet, example{head: first + m, label: index[s.Labels[j]], feats: feats})
-				}
-			}
-			continue
+			share = 0 // a separate validation set: train on every example
 		}
-		if len(va) > 0 {
-			heldOut[i], internal = true, true
+		tr, va := split(s.Labels, share, rng)
+		valid := len(va)
+		for _, j := range va {
+			validSet = append(validSet, example{head: i, label: index[s.Labels[j]], feats: fz.features(nil, encoded[i][j])})
+		}
+		heldOut[i] = len(va) > 0
+		internal = internal || heldOut[i]
+		for j, text := range s.ValidTexts {
+			label, ok := index[s.ValidLabels[j]]
+			if !ok {
+				continue
+			}
+			ids, err := tok.Encode(nil, text, cfg.MaxSeqLen)
+			if err != nil {
+				return nil, err
+			}
+			validSet = append(validSet, example{head: i, label: label, feats: fz.features(nil, ids)})
+			valid++
+		}
+		if skipped := len(s.ValidTexts) - valid; skipped > 0 {
+			w := fmt.Sprintf("head %s: %d validation examples have labels the training data lacks; left out", s.Head, skipped)
+			rep.Warnings = append(rep.Warnings, w)
+			fmt.Fprintln(cfg.Progress, "warning:", w)
 		}
 		for _, j := range tr {
 			feats := fz.features(nil, encoded[i][j])
@@ -256,10 +251,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 				trainSet = append(trainSet, example{head: first + m, label: index[s.Labels[j]], feats: feats})
 			}
 		}
-		for _, j := range va {
-			validSet = append(validSet, example{head: i, label: index[s.Labels[j]], feats: fz.features(nil, encoded[i][j])})
-		}
-		rep.Heads = append(rep.Heads, HeadReport{Name: s.Head, Examples: len(s.Texts), Train: len(tr), Valid: len(va), Labels: counts(s.Labels)})
+		rep.Heads = append(rep.Heads, HeadReport{Name: s.Head, Examples: len(s.Texts), Train: len(tr), Valid: valid, Labels: counts(s.Labels)})
 	}
 	fmt.Fprintf(cfg.Progress, "vocabulary %d tokens; features: %d character n-grams, %d word bigrams, %d word trigrams\n",
 		len(vocab), fz.charRows, rep.Features.Bigrams, rep.Features.Trigrams)
