@@ -59,7 +59,7 @@ func Evaluate(ctx context.Context, clf *models.Classifier, head string, examples
 	if err != nil {
 		return Scores{}, err
 	}
-	return ScorePredictions(preds, clf.Manifest().Heads[headIndex(clf, head)].Labels), nil
+	return ScorePredictions(preds, HeadLabels(clf, head)), nil
 }
 
 // ScorePredictions scores predictions whose gold label is one of the model's labels; the
@@ -87,6 +87,14 @@ type Prediction struct {
 	Gold       string
 	Label      string
 	Confidence float64
+}
+
+// HeadLabels lists the labels of the model's head, or nil when it has no such head.
+func HeadLabels(clf *models.Classifier, head string) []string {
+	if i := headIndex(clf, head); i >= 0 {
+		return clf.Manifest().Heads[i].Labels
+	}
+	return nil
 }
 
 func headIndex(clf *models.Classifier, head string) int {

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/kefu-ai/kefu/eval"
-	"github.com/kefu-ai/kefu/models"
 )
 
 func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,7 +49,7 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	report := struct {
 		eval.Scores
 		OOS *eval.OOS `json:"oos,omitempty"`
-	}{Scores: eval.ScorePredictions(preds, m.Heads[slices.IndexFunc(m.Heads, func(h models.HeadSpec) bool { return h.Name == *head })].Labels)}
+	}{Scores: eval.ScorePredictions(preds, eval.HeadLabels(clf, *head))}
 	s := report.Scores
 	fmt.Fprintf(stdout, "model     %s %s\nhead      %s\nexamples  %d\naccuracy  %.4f\nmacro-F1  %.4f\n", m.Name, m.Version, *head, s.N, s.Accuracy, s.MacroF1)
 	if s.Unknown > 0 {

@@ -69,10 +69,10 @@ func graph(n *net, fz *featurizer) *onnx.Model {
 	scalar := func(name string, v int64) string { return g.Ints(name, nil, []int64{v}) }
 	axis1 := ints("axis1", 1)
 	sum := func(x string) string { return g.Op("ReduceSum", []string{x, axis1}, onnx.IntAttr("keepdims", 0)) }
-	slices := 0
+	nSlice := 0
 	slice := func(x string, from, to int64) string {
-		slices++
-		return g.Op("Slice", []string{x, ints(fmt.Sprint("slice", slices, ".from"), from), ints(fmt.Sprint("slice", slices, ".to"), to), axis1})
+		nSlice++
+		return g.Op("Slice", []string{x, ints(fmt.Sprint("slice", nSlice, ".from"), from), ints(fmt.Sprint("slice", nSlice, ".to"), to), axis1})
 	}
 	boolOf := func(x string) string { return g.Op("Cast", []string{x}, onnx.IntAttr("to", int64(onnx.Bool))) }
 	zero := scalar("zero", 0)

@@ -85,6 +85,17 @@ func (h *hashTable) lookup(key int64) (int32, bool) {
 	return 0, false
 }
 
+// count is the number of keys stored.
+func (h *hashTable) count() int {
+	n := 0
+	for _, k := range h.keys {
+		if k >= 0 {
+			n++
+		}
+	}
+	return n
+}
+
 func bigram(v int, a, b int64) int64     { return a*int64(v) + b }
 func trigram(v int, a, b, c int64) int64 { return (a*int64(v)+b)*int64(v) + c }
 

@@ -48,8 +48,10 @@ func newNet(rows int, heads []*headNet, rng *rand.Rand) *net {
 // scratch holds one worker's buffers for one example.
 type scratch struct {
 	x, z, h, dz []float32
+	dl          []float32 // dL/dlogits
 	drop        []bool
 	p, logits   []float64
+	inv         float32 // 1/‖w‖ of the last text forward saw
 }
 
 func newScratch(n *net) *scratch {
@@ -58,7 +60,7 @@ func newScratch(n *net) *scratch {
 		maxH, maxL = max(maxH, hd.h), max(maxL, len(hd.labels))
 	}
 	return &scratch{x: make([]float32, maxH), z: make([]float32, maxH), h: make([]float32, maxH),
-		dz: make([]float32, maxH), drop: make([]bool, maxH), p: make([]float64, maxL), logits: make([]float64, maxL)}
+		dz: make([]float32, maxH), dl: make([]float32, maxL), drop: make([]bool, maxH), p: make([]float64, maxL), logits: make([]float64, maxL)}
 }
 
 // norm is 1/‖w‖ of a text's features.
@@ -76,6 +78,7 @@ func (n *net) forward(hd *headNet, feats []feature, s *scratch, dropout float32,
 	x := s.x[:hd.h]
 	clear(x)
 	inv := norm(feats)
+	s.inv = inv
 	for _, f := range feats {
 		row := n.E[int(f.row)*n.cols+hd.off : int(f.row)*n.cols+hd.off+hd.h]
 		w := f.w * inv
@@ -168,7 +171,7 @@ func (n *net) backward(k int, hd *headNet, label int, smooth float64, weight flo
 	p := s.p[:L]
 	g.loss += -math.Log(max(p[label], 1e-12)) * float64(weight)
 	g.n++
-	dl := make([]float32, L) // small: L ≤ a few hundred
+	dl := s.dl[:L]
 	for c := range p {
 		y := smooth / float64(L)
 		if c == label {

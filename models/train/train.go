@@ -341,16 +341,6 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 	return rep, nil
 }
 
-func (h hashTable) count() int {
-	n := 0
-	for _, k := range h.keys {
-		if k >= 0 {
-			n++
-		}
-	}
-	return n
-}
-
 func counts(labels []string) map[string]int {
 	m := map[string]int{}
 	for _, l := range labels {
@@ -438,7 +428,8 @@ type trainer struct {
 	scratch []*scratch
 	grads   []*grads
 	weights [][]float32 // per head, per label: loss weight
-	kept    [][]feature
+	kept    [][]feature // per batch position: the features kept after feature dropout
+	inv     []float32   // per batch position: 1/‖w‖ of the kept features
 	dx      [][]float32
 	seed    uint64
 	touched [][]int32
@@ -471,6 +462,7 @@ func newTrainer(cfg Config, n *net, rows int, sets []Dataset) *trainer {
 		t.touched = append(t.touched, nil)
 	}
 	t.kept = make([][]feature, cfg.BatchSize)
+	t.inv = make([]float32, cfg.BatchSize)
 	t.dx = make([][]float32, cfg.BatchSize)
 	for i := range t.dx {
 		t.dx[i] = make([]float32, cfg.Hidden)
@@ -527,6 +519,7 @@ func (t *trainer) batch(data []example, batch []int, key uint64, lr float32) flo
 			t.kept[bi] = kept
 			hd := n.heads[ex.head]
 			n.forward(hd, kept, s, drop, rng)
+			t.inv[bi] = s.inv
 			n.backward(ex.head, hd, ex.label, t.cfg.Smoothing, t.weights[ex.head][ex.label]*scale, s, g, drop, t.dx[bi][:hd.h])
 		}
 	})
@@ -541,7 +534,7 @@ func (t *trainer) batch(data []example, batch []int, key uint64, lr float32) flo
 			ex := &data[i]
 			hd := n.heads[ex.head]
 			kept := t.kept[bi]
-			inv := norm(kept)
+			inv := t.inv[bi]
 			dx := t.dx[bi][:hd.h]
 			for _, f := range kept {
 				if int(f.row)%W != w {
