@@ -1,0 +1,371 @@
+package kb
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis"
+	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
+	"github.com/blevesearch/bleve/v2/analysis/lang/cjk"
+	"github.com/blevesearch/bleve/v2/analysis/lang/en"
+	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
+	"github.com/blevesearch/bleve/v2/analysis/token/porter"
+	unicodetok "github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
+	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/mapping"
+	"github.com/blevesearch/bleve/v2/registry"
+	"github.com/blevesearch/bleve/v2/search/query"
+	bleveindex "github.com/blevesearch/bleve_index_api"
+)
+
+// How text is indexed. Every question and answer goes into two fields:
+//
+//   - words: Unicode word segmentation, lower case, English stop words removed, Porter
+//     stemming. Chinese comes out of the segmenter one character per token, so this field is
+//     also the per-character field that lets a one-character query ("退") match.
+//   - bigrams: Chinese characters as overlapping bigrams (bleve's cjk_bigram), everything
+//     else dropped. A bigram match is evidence of a Chinese word, which single characters are
+//     not.
+//
+// Scoring is BM25 (k1 1.2, b 0.75, bleve's constants) on a scorch index; bleve's
+// NewMemOnly would score with TF-IDF instead. Questions weigh QuestionBoost times answers.
+const (
+	fieldQWords   = "q_words"
+	fieldQBigrams = "q_bigrams"
+	fieldAWords   = "a_words"
+	fieldABigrams = "a_bigrams"
+	fieldLang     = "lang"
+
+	analyzerWords    = "kefu_words"
+	analyzerBigrams  = "kefu_bigrams"
+	filterHanBigrams = "kefu_han_bigrams"
+
+	// QuestionBoost is how much more a match in the questions counts than one in the answers.
+	QuestionBoost = 3.0
+	// MaxQueryBytes is where a query is cut (at a character boundary).
+	MaxQueryBytes = 512
+	// langAll is the lang field's value for articles of every language.
+	langAll = "all"
+)
+
+var registerOnce sync.Once
+
+// hanBigrams keeps the Chinese bigrams of a token stream: tokens of two or more characters
+// that contain a Han character. Lone characters are the words field's job.
+type hanBigrams struct{}
+
+func (hanBigrams) Filter(in analysis.TokenStream) analysis.TokenStream {
+	out := in[:0]
+	for _, t := range in {
+		if utf8.RuneCount(t.Term) < 2 {
+			continue
+		}
+		for _, r := range string(t.Term) {
+			if unicode.Is(unicode.Han, r) {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func newMapping() (*mapping.IndexMappingImpl, error) {
+	var regErr error
+	registerOnce.Do(func() {
+		regErr = registry.RegisterTokenFilter(filterHanBigrams, func(map[string]any, *registry.Cache) (analysis.TokenFilter, error) {
+			return hanBigrams{}, nil
+		})
+	})
+	if regErr != nil {
+		return nil, regErr
+	}
+	im := bleve.NewIndexMapping()
+	im.ScoringModel = bleveindex.BM25Scoring
+	if err := im.AddCustomAnalyzer(analyzerWords, map[string]any{
+		"type":          custom.Name,
+		"tokenizer":     unicodetok.Name,
+		"token_filters": []string{en.PossessiveName, lowercase.Name, en.StopName, porter.Name},
+	}); err != nil {
+		return nil, err
+	}
+	if err := im.AddCustomAnalyzer(analyzerBigrams, map[string]any{
+		"type":          custom.Name,
+		"tokenizer":     unicodetok.Name,
+		"token_filters": []string{cjk.WidthName, lowercase.Name, cjk.BigramName, filterHanBigrams},
+	}); err != nil {
+		return nil, err
+	}
+	doc := bleve.NewDocumentStaticMapping()
+	text := func(analyzer string) *mapping.FieldMapping {
+		f := bleve.NewTextFieldMapping()
+		f.Analyzer = analyzer
+		f.Store, f.IncludeInAll, f.IncludeTermVectors, f.DocValues = false, false, false, false
+		return f
+	}
+	doc.AddFieldMappingsAt(fieldQWords, text(analyzerWords))
+	doc.AddFieldMappingsAt(fieldQBigrams, text(analyzerBigrams))
+	doc.AddFieldMappingsAt(fieldAWords, text(analyzerWords))
+	doc.AddFieldMappingsAt(fieldABigrams, text(analyzerBigrams))
+	kw := bleve.NewKeywordFieldMapping()
+	kw.Store, kw.IncludeInAll, kw.DocValues = false, false, false
+	doc.AddFieldMappingsAt(fieldLang, kw)
+	im.DefaultMapping = doc
+	im.DefaultAnalyzer = analyzerWords
+	return im, nil
+}
+
+// indexDoc is what bleve indexes of an article.
+type indexDoc struct {
+	QWords   []string `json:"q_words"`
+	QBigrams []string `json:"q_bigrams"`
+	AWords   []string `json:"a_words"`
+	ABigrams []string `json:"a_bigrams"`
+	Lang     string   `json:"lang"`
+}
+
+func newIndexDoc(a *Article) indexDoc {
+	d := indexDoc{QWords: a.Questions, QBigrams: a.Questions, Lang: a.Lang}
+	if d.Lang == "" {
+		d.Lang = langAll
+	}
+	for _, ans := range a.Answers {
+		for _, l := range Langs {
+			if t := ans.Text[l]; t != "" {
+				d.AWords = append(d.AWords, t)
+				d.ABigrams = append(d.ABigrams, t)
+			}
+		}
+	}
+	return d
+}
+
+// Index is the search index over published articles: a bleve scorch index held in memory
+// (rebuilt from the store at start), plus each article's questions for the confidence.
+type Index struct {
+	idx     bleve.Index
+	words   analysis.Analyzer
+	bigrams analysis.Analyzer
+
+	mu        sync.RWMutex
+	questions map[string][]string
+}
+
+// NewIndex returns an empty index.
+func NewIndex() (*Index, error) {
+	im, err := newMapping()
+	if err != nil {
+		return nil, err
+	}
+	// An empty path gives scorch without persistence: the store is the source of truth.
+	idx, err := bleve.NewUsing("", im, scorch.Name, scorch.Name, nil)
+	if err != nil {
+		return nil, fmt.Errorf("kb index: %w", err)
+	}
+	return &Index{
+		idx: idx, words: im.AnalyzerNamed(analyzerWords), bigrams: im.AnalyzerNamed(analyzerBigrams),
+		questions: map[string][]string{},
+	}, nil
+}
+
+// Close releases the index.
+func (x *Index) Close() error { return x.idx.Close() }
+
+// Put indexes the articles that are published and removes the others (drafts, deletions)
+// from the index, in one batch.
+func (x *Index) Put(articles ...*Article) error {
+	b := x.idx.NewBatch()
+	for _, a := range articles {
+		if a.Status == Published && !a.Deleted {
+			if err := b.Index(a.ID, newIndexDoc(a)); err != nil {
+				return fmt.Errorf("kb index %q: %w", a.ID, err)
+			}
+		} else {
+			b.Delete(a.ID)
+		}
+	}
+	if err := x.idx.Batch(b); err != nil {
+		return fmt.Errorf("kb index: %w", err)
+	}
+	x.mu.Lock()
+	for _, a := range articles {
+		if a.Status == Published && !a.Deleted {
+			x.questions[a.ID] = slices.Clone(a.Questions)
+		} else {
+			delete(x.questions, a.ID)
+		}
+	}
+	x.mu.Unlock()
+	return nil
+}
+
+// Len is the number of searchable articles.
+func (x *Index) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.questions)
+}
+
+// Hit is one search result.
+type Hit struct {
+	ID string `json:"id"`
+	// Score is the BM25 score bleve gives the article for this query; comparable only
+	// within one query.
+	Score float64 `json:"score"`
+	// Confidence is the share of the query's information that the article's closest
+	// question contains, in [0, 1]: the IDF-weighted fraction of the query's terms (words and
+	// Chinese bigrams) that occur in that question. It does not depend on the query's length
+	// or the index's size, so one threshold serves every query (see Confident).
+	Confidence float64 `json:"confidence"`
+	// Question is the article's question closest to the query.
+	Question string `json:"question"`
+}
+
+// Search returns the k best published articles for text in lang ("" for any), best first;
+// equal scores are ordered by id. The text is analysed as words, never parsed as query
+// syntax, and cut at MaxQueryBytes.
+func (x *Index) Search(ctx context.Context, text, lang string, k int) ([]Hit, error) {
+	text = truncate(strings.TrimSpace(text), MaxQueryBytes)
+	if text == "" {
+		return nil, &ValidationError{Field: "q", Msg: "is empty"}
+	}
+	if lang != "" && !slices.Contains(Langs, lang) {
+		return nil, &ValidationError{Field: "lang", Msg: fmt.Sprintf("must be zh, en or empty, got %q", lang)}
+	}
+	if k < 1 || k > 100 {
+		return nil, &ValidationError{Field: "k", Msg: fmt.Sprintf("must be between 1 and 100, got %d", k)}
+	}
+	match := func(field string, boost float64) query.Query {
+		q := bleve.NewMatchQuery(text)
+		q.SetField(field)
+		q.SetBoost(boost)
+		return q
+	}
+	var must query.Query = bleve.NewDisjunctionQuery(
+		match(fieldQWords, QuestionBoost), match(fieldQBigrams, QuestionBoost),
+		match(fieldAWords, 1), match(fieldABigrams, 1))
+	var mustNot []query.Query
+	for _, l := range Langs {
+		if lang != "" && l != lang {
+			t := bleve.NewTermQuery(l)
+			t.SetField(fieldLang)
+			mustNot = append(mustNot, t)
+		}
+	}
+	q := query.NewBooleanQuery([]query.Query{must}, nil, mustNot)
+	req := bleve.NewSearchRequestOptions(q, k, 0, false)
+	req.SortBy([]string{"-_score", "_id"})
+	res, err := x.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("kb search: %w", err)
+	}
+	hits := make([]Hit, 0, len(res.Hits))
+	if len(res.Hits) == 0 {
+		return hits, nil
+	}
+	terms, err := x.queryTerms(text)
+	if err != nil {
+		return nil, err
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, h := range res.Hits {
+		hit := Hit{ID: h.ID, Score: h.Score}
+		for _, question := range x.questions[h.ID] {
+			if c := terms.coverage(x, question); c > hit.Confidence || hit.Question == "" {
+				hit.Confidence, hit.Question = c, question
+			}
+		}
+		hits = append(hits, hit)
+	}
+	return hits, nil
+}
+
+// queryTerms holds the query's distinct terms per field with their IDF.
+type queryTerms struct {
+	words, bigrams map[string]float64
+	total          float64
+}
+
+func (x *Index) queryTerms(text string) (*queryTerms, error) {
+	r, err := x.idx.Advanced()
+	if err != nil {
+		return nil, err
+	}
+	reader, err := r.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer reader.Close()
+	n, err := reader.DocCount()
+	if err != nil {
+		return nil, err
+	}
+	qt := &queryTerms{words: map[string]float64{}, bigrams: map[string]float64{}}
+	add := func(dst map[string]float64, analyzer analysis.Analyzer, field string) error {
+		for _, tok := range analyzer.Analyze([]byte(text)) {
+			term := string(tok.Term)
+			if _, ok := dst[term]; ok {
+				continue
+			}
+			tfr, err := reader.TermFieldReader(context.Background(), tok.Term, field, false, false, false)
+			if err != nil {
+				return err
+			}
+			df := tfr.Count()
+			_ = tfr.Close()
+			// BM25's IDF, as bleve computes it.
+			idf := math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
+			dst[term] = idf
+			qt.total += idf
+		}
+		return nil
+	}
+	if err := add(qt.words, x.words, fieldQWords); err != nil {
+		return nil, err
+	}
+	if err := add(qt.bigrams, x.bigrams, fieldQBigrams); err != nil {
+		return nil, err
+	}
+	return qt, nil
+}
+
+// coverage is the IDF-weighted share of the query's terms found in question.
+func (qt *queryTerms) coverage(x *Index, question string) float64 {
+	if qt.total == 0 {
+		return 0
+	}
+	var found float64
+	seen := map[string]bool{}
+	for _, part := range []struct {
+		terms    map[string]float64
+		analyzer analysis.Analyzer
+	}{{qt.words, x.words}, {qt.bigrams, x.bigrams}} {
+		clear(seen)
+		for _, tok := range part.analyzer.Analyze([]byte(question)) {
+			term := string(tok.Term)
+			if idf, ok := part.terms[term]; ok && !seen[term] {
+				seen[term] = true
+				found += idf
+			}
+		}
+	}
+	return found / qt.total
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

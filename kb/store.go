@@ -1,0 +1,129 @@
+package kb
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps the articles and experiments, every version of each, and the audit log. It is
+// the source of truth; each node's index follows it. Implementations: the on-disk Journal
+// here (one node) and kb/redisstore (many nodes on one Redis).
+type Store interface {
+	// Load returns every current article and experiment (deleted ones left out) and a cursor
+	// from which Watch reports later changes.
+	Load(ctx context.Context) (*Snapshot, error)
+	// Commit writes changes atomically: all or none. Each change's Version must be one more
+	// than the stored version of its record (0 for a record never written); otherwise
+	// nothing is written and the error wraps ErrConflict.
+	Commit(ctx context.Context, changes []Change) error
+	// History returns every version of an article, oldest first; ErrNotFound if none.
+	History(ctx context.Context, id string) ([]Article, error)
+	// Audit returns the latest limit audit entries, newest first.
+	Audit(ctx context.Context, limit int) ([]AuditEntry, error)
+	// Watch calls apply, in commit order, for changes committed after cursor by any node,
+	// until ctx ends or the store fails. A store with one node may block without calling.
+	Watch(ctx context.Context, cursor string, apply func(Change)) error
+	// Counters are the experiments' outcome counts.
+	Counters
+	Close() error
+}
+
+// Snapshot is a store's content at one moment.
+type Snapshot struct {
+	Articles    []Article
+	Experiments []Experiment
+	Cursor      string
+}
+
+// Change is one new version of an article or an experiment, with its audit entry.
+type Change struct {
+	Article    *Article    `json:"article,omitempty"`
+	Experiment *Experiment `json:"experiment,omitempty"`
+	Audit      AuditEntry  `json:"audit"`
+}
+
+// Version is the version the change writes.
+func (c *Change) Version() int64 {
+	if c.Article != nil {
+		return c.Article.Version
+	}
+	return c.Experiment.Version
+}
+
+// Key names the changed record: "article:ID" or "experiment:ID".
+func (c *Change) Key() string {
+	if c.Article != nil {
+		return "article:" + c.Article.ID
+	}
+	return "experiment:" + c.Experiment.ID
+}
+
+// AuditEntry records who changed what, when.
+type AuditEntry struct {
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"` // create, update, delete, publish, import, experiment.create, …
+	Kind    string    `json:"kind"`   // article or experiment
+	ID      string    `json:"id"`
+	Version int64     `json:"version"`
+}
+
+// Counters count experiment exposures and outcomes. Counts of distinct conversations are
+// kept with "first time" markers so that many nodes count each conversation once.
+type Counters interface {
+	// Expose counts conversation conv's first exposure to the experiment (later calls for
+	// the same conversation return first=false and count nothing).
+	Expose(ctx context.Context, exp, variant, conv string) (first bool, err error)
+	// Unresolved marks conversation conv as not resolved by the variant it saw, once.
+	Unresolved(ctx context.Context, exp, variant, conv string) error
+	// Rate adds one CSAT score (1–5) and/or one thumb (+1 up, -1 down, 0 none).
+	Rate(ctx context.Context, exp, variant string, csat, thumb int) error
+	// Counts returns each variant's counts.
+	Counts(ctx context.Context, exp string) (map[string]Counts, error)
+}
+
+// Counts are one variant's outcome counts.
+type Counts struct {
+	Exposures  int64 `json:"exposures"`
+	Unresolved int64 `json:"unresolved"`
+	CSATN      int64 `json:"csat_n"`
+	CSATSum    int64 `json:"csat_sum"`
+	CSATSumSq  int64 `json:"csat_sum_sq"`
+	ThumbsUp   int64 `json:"thumbs_up"`
+	ThumbsDown int64 `json:"thumbs_down"`
+}
+
+// Add adds the counts named by field (the Redis hash field names) by n.
+func (c *Counts) Add(field string, n int64) {
+	switch field {
+	case "exposures":
+		c.Exposures += n
+	case "unresolved":
+		c.Unresolved += n
+	case "csat_n":
+		c.CSATN += n
+	case "csat_sum":
+		c.CSATSum += n
+	case "csat_sum_sq":
+		c.CSATSumSq += n
+	case "thumbs_up":
+		c.ThumbsUp += n
+	case "thumbs_down":
+		c.ThumbsDown += n
+	}
+}
+
+// RateFields lists the counter fields and increments one rating adds.
+func RateFields(csat, thumb int) map[string]int64 {
+	f := map[string]int64{}
+	if csat > 0 {
+		f["csat_n"], f["csat_sum"], f["csat_sum_sq"] = 1, int64(csat), int64(csat*csat)
+	}
+	switch {
+	case thumb > 0:
+		f["thumbs_up"] = 1
+	case thumb < 0:
+		f["thumbs_down"] = 1
+	}
+	return f
+}
