@@ -127,8 +127,9 @@ func (j *Journal) Load(ctx context.Context) (*Snapshot, error) {
 	if j.closed {
 		return nil, ErrClosed
 	}
-	s := &Snapshot{Cursor: fmt.Sprint(len(j.audit))}
-	for _, c := range j.current {
+	s := &Snapshot{Cursor: fmt.Sprint(len(j.audit)), Versions: map[string]int64{}}
+	for key, c := range j.current {
+		s.Versions[key] = c.Version()
 		switch {
 		case c.Article != nil && !c.Article.Deleted:
 			s.Articles = append(s.Articles, *c.Article)

@@ -13,7 +13,9 @@ import (
 
 // Options tune a knowledge base. The zero value is the default.
 type Options struct {
-	// MinConfidence is the Hit.Confidence an answer needs to count as found; default 0.5.
+	// MinConfidence is the Hit.Confidence an answer needs to count as found; default 0.3
+	// (on the bundled KB: 199 of 240 paraphrases found with the right article, 1 of 30
+	// off-topic questions found; kb/ranking_test.go).
 	MinConfidence float64
 	// Logger reports store failures and resynchronisation; default slog.Default().
 	Logger *slog.Logger
@@ -45,7 +47,7 @@ type KB struct {
 // Open loads the store into a new index and starts following its changes.
 func Open(ctx context.Context, store Store, opt Options) (*KB, error) {
 	if opt.MinConfidence == 0 {
-		opt.MinConfidence = 0.5
+		opt.MinConfidence = 0.3
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -78,7 +80,10 @@ func (k *KB) load(ctx context.Context) (*Snapshot, error) {
 		return nil, err
 	}
 	articles := map[string]*Article{}
-	versions := map[string]int64{}
+	versions := snap.Versions
+	if versions == nil {
+		versions = map[string]int64{}
+	}
 	batch := make([]*Article, 0, 1000)
 	for i := range snap.Articles {
 		a := &snap.Articles[i]

@@ -32,7 +32,10 @@ type Store interface {
 type Snapshot struct {
 	Articles    []Article
 	Experiments []Experiment
-	Cursor      string
+	// Versions holds the latest version of every record ever written, by Change.Key,
+	// deleted articles included (a re-created id continues its versions).
+	Versions map[string]int64
+	Cursor   string
 }
 
 // Change is one new version of an article or an experiment, with its audit entry.
