@@ -190,6 +190,8 @@ var (
 	// ErrConflict: the id exists already, or the version asked for is not the current one.
 	ErrConflict = errors.New("conflict")
 	ErrClosed   = errors.New("knowledge base closed")
+	// ErrUnavailable: the store (Redis) cannot be reached; retry later.
+	ErrUnavailable = errors.New("knowledge base store unavailable")
 )
 
 // ValidationError is an article, experiment or query that cannot be accepted. File and Line

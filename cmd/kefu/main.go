@@ -26,10 +26,11 @@ Usage:
   kefu <command> [flags]
 
 Commands:
-  serve     run the HTTP API (the embedded demo model unless --model is given)
+  serve     run the HTTP API (the embedded demo bot and model unless told otherwise)
   bench     measure tokenization, ONNX Runtime and batched classification speed
   train     train an intent (and emotion) model from labelled data into a model bundle
   eval      measure a model's accuracy and macro-F1 on labelled data
+  kb        import or export knowledge-base articles (YAML or CSV)
   version   print the version
 
 Run 'kefu <command> -h' for a command's flags.
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = trainCmd(ctx, args[1:], stdout, stderr)
 	case "eval":
 		err = evaluate(ctx, args[1:], stdout, stderr)
+	case "kb":
+		err = kbCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/engine/httpapi"
+	"github.com/kefu-ai/kefu/kb"
 	"github.com/kefu-ai/kefu/models"
 )
 
@@ -22,6 +23,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	modelDir := fs.String("model", os.Getenv("KEFU_MODEL"), "model bundle directory ($KEFU_MODEL; default: the embedded demo model)")
 	bodyLimit := fs.Int64("body-limit", 1<<20, "largest request body in bytes")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	keysFile := fs.String("keys", os.Getenv("KEFU_KEYS"), "API keys file (YAML; $KEFU_KEYS); without one kefu only serves a loopback address")
+	minConf := fs.Float64("kb-min-confidence", 0.3, "KB answers below this confidence are not called found")
+	store := addStoreFlags(fs)
 	openRuntime := ortFlag(fs)
 	cfg := modelFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -34,16 +38,49 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 
+	keys, err := loadKeys(*keysFile)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 && !loopback(*addr) {
+		return fmt.Errorf("refusing to serve %s without API keys: give --keys FILE, or bind a loopback address such as 127.0.0.1:8080", *addr)
+	}
+	if *minConf <= 0 || *minConf > 1 {
+		return fmt.Errorf("--kb-min-confidence must be in (0, 1], got %v", *minConf)
+	}
+
 	clf, rt, closeModel, err := openModel(openRuntime, *modelDir, *cfg)
 	if err != nil {
 		return err
 	}
 	defer closeModel()
 
-	api := httpapi.New(engine.New(clf), httpapi.Config{BodyLimit: *bodyLimit, Logger: log})
+	st, where, closeStore, err := store.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	knowledge, err := kb.Open(ctx, st, kb.Options{MinConfidence: *minConf, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer knowledge.Close()
+	seeded, err := seedKB(ctx, knowledge)
+	if err != nil {
+		return fmt.Errorf("bundle kb: %w", err)
+	}
+	log.Info("knowledge base", "store", where, "searchable", knowledge.Len(), "seeded_from_bundle", seeded.Created)
+
+	api, err := httpapi.New(engine.New(clf), httpapi.Config{BodyLimit: *bodyLimit, Logger: log, Keys: keys, KB: knowledge})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
+	}
+	if len(keys) == 0 {
+		log.Warn("no API keys configured: every route is open to anyone who can reach " + ln.Addr().String())
 	}
 	m := clf.Manifest()
 	log.Info("kefu serving", "addr", ln.Addr().String(), "model", m.Name, "model_version", m.Version,
@@ -88,6 +125,19 @@ func openModel(openRuntime func() (*models.Runtime, error), dir string, cfg mode
 		return nil, nil, nil, err
 	}
 	return clf, rt, func() { clf.Close(); rt.Close() }, nil
+}
+
+// loopback says whether addr (host:port) only listens on a loopback interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func envOr(name, fallback string) string {

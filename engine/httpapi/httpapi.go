@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/kefu-ai/kefu/engine"
+	"github.com/kefu-ai/kefu/kb"
 )
 
 // Config tunes the HTTP layer.
@@ -27,24 +28,39 @@ type Config struct {
 	BodyLimit int64
 	// Logger receives one line per request (no message text); default slog.Default().
 	Logger *slog.Logger
+	// Keys are the API keys; none means every route is open (kefu serve allows that only
+	// on a loopback address).
+	Keys []Key
+	// KB is the knowledge base; nil leaves out the /v1/kb routes.
+	KB *kb.KB
+	// ImportLimit is the largest KB import body in bytes; default 32 MiB.
+	ImportLimit int64
 }
 
 // Server is kefu's HTTP API.
 type Server struct {
-	eng *engine.Engine
-	cfg Config
-	e   *echo.Echo
+	eng  *engine.Engine
+	cfg  Config
+	e    *echo.Echo
+	keys *keyring
 }
 
-// New builds the API over eng.
-func New(eng *engine.Engine, cfg Config) *Server {
+// New builds the API over eng; it fails on an invalid key.
+func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	if cfg.BodyLimit <= 0 {
 		cfg.BodyLimit = 1 << 20
+	}
+	if cfg.ImportLimit <= 0 {
+		cfg.ImportLimit = 32 << 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{eng: eng, cfg: cfg, e: echo.New()}
+	keys, err := newKeyring(cfg.Keys)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{eng: eng, cfg: cfg, e: echo.New(), keys: keys}
 	e := s.e
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -54,8 +70,11 @@ func New(eng *engine.Engine, cfg Config) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.POST("/v1/nlu/parse", s.parse)
-	return s
+	e.POST("/v1/nlu/parse", s.parse, s.require(RoleClient))
+	if cfg.KB != nil {
+		s.kbRoutes()
+	}
+	return s, nil
 }
 
 // ServeHTTP makes the server an http.Handler.
@@ -126,13 +145,17 @@ func describeJSONError(err error) string {
 
 // Status maps each engine error code to its HTTP status.
 var Status = map[engine.Code]int{
-	engine.Invalid:     http.StatusBadRequest,
-	engine.NotFound:    http.StatusNotFound,
-	engine.TooLarge:    http.StatusRequestEntityTooLarge,
-	engine.Overloaded:  http.StatusServiceUnavailable,
-	engine.Unavailable: http.StatusServiceUnavailable,
-	engine.Canceled:    499, // client closed request (nginx's convention); the client is gone
-	engine.Internal:    http.StatusInternalServerError,
+	engine.Invalid:      http.StatusBadRequest,
+	engine.Unauthorized: http.StatusUnauthorized,
+	engine.Forbidden:    http.StatusForbidden,
+	engine.NotFound:     http.StatusNotFound,
+	engine.Conflict:     http.StatusConflict,
+	engine.TooLarge:     http.StatusRequestEntityTooLarge,
+	engine.RateLimited:  http.StatusTooManyRequests,
+	engine.Overloaded:   http.StatusServiceUnavailable,
+	engine.Unavailable:  http.StatusServiceUnavailable,
+	engine.Canceled:     499, // client closed request (nginx's convention); the client is gone
+	engine.Internal:     http.StatusInternalServerError,
 }
 
 // errorBody is the JSON every error answers with.
@@ -148,6 +171,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	err = engine.KBError(err)
 	var body errorBody
 	status := http.StatusInternalServerError
 	var he *echo.HTTPError
@@ -166,13 +190,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 		var e *engine.Error
 		if errors.As(err, &e) && code != engine.Internal {
 			body.Error.Message = e.Message
+			if e.Err != nil {
+				s.cfg.Logger.Warn("request failed", "request_id", requestID(c), "code", code, "err", e.Err)
+			}
 		} else {
 			body.Error.Message = "internal error"
 			s.cfg.Logger.Error("internal error", "request_id", requestID(c), "err", err)
 		}
 	}
 	body.Error.RequestID = requestID(c)
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable && c.Response().Header().Get("Retry-After") == "" {
 		c.Response().Header().Set("Retry-After", "1")
 	}
 	if c.Request().Method == http.MethodHead {

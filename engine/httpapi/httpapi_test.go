@@ -33,7 +33,11 @@ func demoServer(tb testing.TB) *httptest.Server {
 			tb.Fatal(err)
 		}
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		server = httptest.NewServer(httpapi.New(engine.New(clf), httpapi.Config{BodyLimit: 256 << 10, Logger: log}))
+		api, err := httpapi.New(engine.New(clf), httpapi.Config{BodyLimit: 256 << 10, Logger: log})
+		if err != nil {
+			panic(err)
+		}
+		server = httptest.NewServer(api)
 	})
 	return server
 }

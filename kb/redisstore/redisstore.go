@@ -69,14 +69,14 @@ func (s *Store) Load(ctx context.Context) (*kb.Snapshot, error) {
 	snap := &kb.Snapshot{Cursor: "0-0"}
 	last, err := s.rdb.XRevRangeN(ctx, s.key("changes"), "+", "-", 1).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+		return nil, unavailable(err)
 	}
 	if len(last) > 0 {
 		snap.Cursor = last[0].ID
 	}
 	vers, err := s.rdb.HGetAll(ctx, s.key("versions")).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+		return nil, unavailable(err)
 	}
 	snap.Versions = make(map[string]int64, len(vers))
 	for k, v := range vers {
@@ -88,7 +88,7 @@ func (s *Store) Load(ctx context.Context) (*kb.Snapshot, error) {
 	}
 	arts, err := s.rdb.HGetAll(ctx, s.key("articles")).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+		return nil, unavailable(err)
 	}
 	for id, v := range arts {
 		var a kb.Article
@@ -99,7 +99,7 @@ func (s *Store) Load(ctx context.Context) (*kb.Snapshot, error) {
 	}
 	exps, err := s.rdb.HGetAll(ctx, s.key("experiments")).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+		return nil, unavailable(err)
 	}
 	for id, v := range exps {
 		var e kb.Experiment
@@ -176,7 +176,7 @@ func (s *Store) Commit(ctx context.Context, changes []kb.Change) error {
 		return fmt.Errorf("%s: %w", strings.TrimPrefix(err.Error(), "CONFLICT "), kb.ErrConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("redis: %w", err)
+		return unavailable(err)
 	}
 	return nil
 }
@@ -185,7 +185,7 @@ func (s *Store) Commit(ctx context.Context, changes []kb.Change) error {
 func (s *Store) History(ctx context.Context, id string) ([]kb.Article, error) {
 	vals, err := s.rdb.LRange(ctx, s.key("history", id), 0, -1).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+		return nil, unavailable(err)
 	}
 	if len(vals) == 0 {
 		return nil, kb.ErrNotFound
@@ -203,7 +203,7 @@ func (s *Store) History(ctx context.Context, id string) ([]kb.Article, error) {
 func (s *Store) Audit(ctx context.Context, limit int) ([]kb.AuditEntry, error) {
 	msgs, err := s.rdb.XRevRangeN(ctx, s.key("audit"), "+", "-", int64(limit)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+		return nil, unavailable(err)
 	}
 	out := make([]kb.AuditEntry, 0, len(msgs))
 	for _, m := range msgs {
@@ -227,7 +227,7 @@ func (s *Store) Watch(ctx context.Context, cursor string, apply func(kb.Change))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("redis: %w", err)
+			return unavailable(err)
 		}
 		for _, st := range res {
 			for _, m := range st.Messages {
@@ -258,7 +258,7 @@ func (s *Store) once(ctx context.Context, marker, exp, variant, field, conv stri
 	n, err := onceScript.Run(ctx, s.rdb, []string{s.key(marker, exp, conv), s.key("counts", exp)},
 		variant, s.opt.SeenTTL.Milliseconds(), variant+"|"+field).Int()
 	if err != nil {
-		return false, fmt.Errorf("redis: %w", err)
+		return false, unavailable(err)
 	}
 	return n == 1, nil
 }
@@ -283,7 +283,7 @@ func (s *Store) Rate(ctx context.Context, exp, variant string, csat, thumb int) 
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("redis: %w", err)
+		return unavailable(err)
 	}
 	return nil
 }
@@ -292,7 +292,7 @@ func (s *Store) Rate(ctx context.Context, exp, variant string, csat, thumb int) 
 func (s *Store) Counts(ctx context.Context, exp string) (map[string]kb.Counts, error) {
 	vals, err := s.rdb.HGetAll(ctx, s.key("counts", exp)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+		return nil, unavailable(err)
 	}
 	out := map[string]kb.Counts{}
 	for k, v := range vals {
@@ -310,3 +310,8 @@ func (s *Store) Counts(ctx context.Context, exp string) (map[string]kb.Counts, e
 
 // Close implements kb.Store; the Redis client belongs to the caller.
 func (s *Store) Close() error { return nil }
+
+// unavailable wraps a Redis failure as kb.ErrUnavailable.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: redis: %v", kb.ErrUnavailable, err)
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kefu-ai/kefu/engine/httpapi"
+	"github.com/kefu-ai/kefu/kb"
+	"github.com/kefu-ai/kefu/kb/redisstore"
+)
+
+// storeFlags are the flags that say where state lives.
+type storeFlags struct {
+	redisURL *string
+	prefix   *string
+	dataDir  *string
+}
+
+func addStoreFlags(fs *flag.FlagSet) *storeFlags {
+	return &storeFlags{
+		redisURL: fs.String("redis", os.Getenv("KEFU_REDIS_URL"), "Redis URL, e.g. redis://127.0.0.1:6379/0 ($KEFU_REDIS_URL); empty: state on local disk under --data-dir"),
+		prefix:   fs.String("redis-prefix", envOr("KEFU_REDIS_PREFIX", "kefu"), "prefix of every Redis key ($KEFU_REDIS_PREFIX)"),
+		dataDir:  fs.String("data-dir", envOr("KEFU_DATA_DIR", "kefu-data"), "where the knowledge base journal lives without Redis ($KEFU_DATA_DIR)"),
+	}
+}
+
+// open returns the knowledge base store and a function that closes it (and Redis).
+func (f *storeFlags) open(ctx context.Context) (kb.Store, string, func(), error) {
+	if *f.redisURL == "" {
+		j, err := kb.OpenJournal(*f.dataDir)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("knowledge base in %s: %w", *f.dataDir, err)
+		}
+		where := filepath.Join(*f.dataDir, "kb.journal")
+		if j.Recovered > 0 {
+			slog.Warn("kb journal: dropped a torn last entry", "bytes", j.Recovered, "file", where)
+		}
+		return j, where, func() { j.Close() }, nil
+	}
+	opt, err := redis.ParseURL(*f.redisURL)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("--redis: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, "", nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+	}
+	return redisstore.New(rdb, redisstore.Options{Prefix: *f.prefix}), "redis " + opt.Addr, func() { rdb.Close() }, nil
+}
+
+// seedKB imports the embedded bot bundle's kb/ articles whose ids the store does not hold
+// yet: editors' changes win over the bundle.
+func seedKB(ctx context.Context, k *kb.KB) (kb.ImportResult, error) {
+	var all []kb.Article
+	err := fs.WalkDir(bot, "bot/kb", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+			return err
+		}
+		data, err := bot.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		arts, err := kb.ParseYAML(path, data)
+		all = append(all, arts...)
+		return err
+	})
+	if err != nil {
+		return kb.ImportResult{}, err
+	}
+	res, err := k.Import(ctx, all, "bundle", true)
+	if errors.Is(err, kb.ErrConflict) { // another node seeded at the same moment
+		return res, nil
+	}
+	return res, err
+}
+
+// loadKeys reads the API keys file:
+//
+//	keys:
+//	  - name: web-frontend
+//	    role: client            # client, editor or admin
+//	    key_sha256: 9f86d0…     # or key: the secret itself (≥ 16 characters)
+//	    rate: 50                # requests/s, 0 = unlimited
+//	    burst: 100
+func loadKeys(path string) ([]httpapi.Key, error) {
+	if path == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Keys []httpapi.Key `yaml:"keys"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	seen := map[string]bool{}
+	for i, k := range doc.Keys {
+		if err := k.Check(); err != nil {
+			return nil, fmt.Errorf("%s: keys[%d]: %w", path, i, err)
+		}
+		if seen[k.Name] {
+			return nil, fmt.Errorf("%s: keys[%d]: name %q appears twice", path, i, k.Name)
+		}
+		seen[k.Name] = true
+	}
+	if len(doc.Keys) == 0 {
+		return nil, fmt.Errorf("%s: no keys", path)
+	}
+	return doc.Keys, nil
+}
+
+const kbUsage = `Usage:
+  kefu kb import [flags] FILE...   import articles (YAML or CSV), all or nothing
+  kefu kb export [flags]           write every article as YAML or CSV
+
+Run 'kefu kb import -h' for the flags.
+`
+
+// kbCmd edits the knowledge base's store directly (no server needed; with --redis every
+// running node picks the change up within a second).
+func kbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "import" && args[0] != "export") {
+		fmt.Fprint(stderr, kbUsage)
+		return errUsage
+	}
+	sub := args[0]
+	fset := newFlags("kb "+sub, "[flags] FILE...", stderr)
+	store := addStoreFlags(fset)
+	format := fset.String("format", "", "yaml or csv (default: from the file name; yaml for export)")
+	out := fset.String("out", "", "export: write here instead of stdout")
+	author := fset.String("author", envOr("USER", "cli"), "the name the audit log records")
+	if err := fset.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if sub == "import" && fset.NArg() == 0 {
+		fmt.Fprintln(stderr, "kefu kb import: name at least one file")
+		return errUsage
+	}
+	if sub == "export" && fset.NArg() > 0 {
+		fmt.Fprintf(stderr, "kefu kb export: unexpected argument %q\n", fset.Arg(0))
+		return errUsage
+	}
+	st, where, closeStore, err := store.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	k, err := kb.Open(ctx, st, kb.Options{})
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+
+	if sub == "export" {
+		w := stdout
+		if *out != "" {
+			f, err := os.Create(*out)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			w = f
+			if *format == "" && strings.HasSuffix(*out, ".csv") {
+				*format = "csv"
+			}
+		}
+		switch *format {
+		case "", "yaml":
+			return kb.WriteYAML(w, k.List(kb.Filter{}))
+		case "csv":
+			return kb.WriteCSV(w, k.List(kb.Filter{}))
+		}
+		return fmt.Errorf("--format must be yaml or csv, got %q", *format)
+	}
+
+	var all []kb.Article
+	for _, path := range fset.Args() {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		f := *format
+		if f == "" {
+			f = "yaml"
+			if strings.HasSuffix(strings.ToLower(path), ".csv") {
+				f = "csv"
+			}
+		}
+		var arts []kb.Article
+		switch f {
+		case "yaml":
+			arts, err = kb.ParseYAML(path, data)
+		case "csv":
+			arts, err = kb.ParseCSV(path, data)
+		default:
+			return fmt.Errorf("--format must be yaml or csv, got %q", f)
+		}
+		if err != nil {
+			return err
+		}
+		all = append(all, arts...)
+	}
+	res, err := k.Import(ctx, all, *author, false)
+	if err != nil {
+		return fmt.Errorf("nothing imported: %w", err)
+	}
+	fmt.Fprintf(stdout, "imported into %s: %d created, %d updated, %d unchanged\n", where, res.Created, res.Updated, res.Unchanged)
+	return nil
+}

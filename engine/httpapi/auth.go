@@ -1,0 +1,183 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/kefu-ai/kefu/engine"
+)
+
+// Role is what an API key may do. Each role includes the ones before it for its own routes:
+// client talks to the bot (conversations, NLU, KB answers); editor edits the knowledge base;
+// admin may do everything.
+type Role string
+
+// Roles.
+const (
+	RoleClient Role = "client"
+	RoleEditor Role = "editor"
+	RoleAdmin  Role = "admin"
+)
+
+// Key is one API key from configuration.
+type Key struct {
+	// Name identifies the key in logs and in the KB's audit log.
+	Name string `yaml:"name"`
+	Role Role   `yaml:"role"`
+	// Secret is the key itself, or SHA256 its hex SHA-256 (so the file need not hold it).
+	Secret string `yaml:"key,omitempty"`
+	SHA256 string `yaml:"key_sha256,omitempty"`
+	// Rate is the requests per second the key may send on average; 0 means no limit.
+	// Burst is how many it may send at once; default max(1, Rate).
+	Rate  float64 `yaml:"rate,omitempty"`
+	Burst int     `yaml:"burst,omitempty"`
+}
+
+// Check validates a key's fields.
+func (k *Key) Check() error {
+	switch {
+	case k.Name == "":
+		return fmt.Errorf("a key needs a name")
+	case k.Role != RoleClient && k.Role != RoleEditor && k.Role != RoleAdmin:
+		return fmt.Errorf("key %q: role must be client, editor or admin, got %q", k.Name, k.Role)
+	case (k.Secret == "") == (k.SHA256 == ""):
+		return fmt.Errorf("key %q: give exactly one of key and key_sha256", k.Name)
+	case k.Secret != "" && len(k.Secret) < 16:
+		return fmt.Errorf("key %q: a key must be at least 16 characters", k.Name)
+	case k.SHA256 != "" && len(k.SHA256) != 64:
+		return fmt.Errorf("key %q: key_sha256 must be 64 hex digits", k.Name)
+	case k.Rate < 0 || math.IsNaN(k.Rate) || k.Burst < 0:
+		return fmt.Errorf("key %q: rate and burst must be ≥ 0", k.Name)
+	}
+	if k.SHA256 != "" {
+		if _, err := hex.DecodeString(k.SHA256); err != nil {
+			return fmt.Errorf("key %q: key_sha256 must be 64 hex digits", k.Name)
+		}
+	}
+	return nil
+}
+
+// keyring checks keys and rate limits.
+type keyring struct {
+	keys []*keyEntry
+	now  func() time.Time
+}
+
+type keyEntry struct {
+	Key
+	hash [32]byte
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func newKeyring(keys []Key) (*keyring, error) {
+	r := &keyring{now: time.Now}
+	for _, k := range keys {
+		if err := k.Check(); err != nil {
+			return nil, err
+		}
+		e := &keyEntry{Key: k}
+		if k.Secret != "" {
+			e.hash = sha256.Sum256([]byte(k.Secret))
+		} else {
+			b, _ := hex.DecodeString(k.SHA256)
+			copy(e.hash[:], b)
+		}
+		if e.Burst == 0 {
+			e.Burst = max(1, int(math.Ceil(e.Rate)))
+		}
+		e.tokens = float64(e.Burst)
+		r.keys = append(r.keys, e)
+	}
+	return r, nil
+}
+
+// lookup finds the key presented, comparing hashes in constant time.
+func (r *keyring) lookup(secret string) *keyEntry {
+	h := sha256.Sum256([]byte(secret))
+	var found *keyEntry
+	for i := range r.keys {
+		if subtle.ConstantTimeCompare(h[:], r.keys[i].hash[:]) == 1 {
+			found = r.keys[i]
+		}
+	}
+	return found
+}
+
+// allow takes one token from the key's bucket, or says how long until one is there.
+func (e *keyEntry) allow(now time.Time) (bool, time.Duration) {
+	if e.Rate == 0 {
+		return true, 0
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.last.IsZero() {
+		e.tokens = min(float64(e.Burst), e.tokens+now.Sub(e.last).Seconds()*e.Rate)
+	}
+	e.last = now
+	if e.tokens >= 1 {
+		e.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - e.tokens) / e.Rate * float64(time.Second))
+}
+
+// ctxActor is where the middleware leaves the caller's name for handlers (KB audit log).
+const ctxActor = "kefu.actor"
+
+// actor names who made the request: the key's name, or "anonymous" with no keys.
+func actor(c echo.Context) string {
+	if a, ok := c.Get(ctxActor).(string); ok {
+		return a
+	}
+	return "anonymous"
+}
+
+// require lets a request through when its key has the role (admin always has), and counts
+// it against the key's rate. With no keys configured everything is open (kefu serve only
+// allows that on a loopback address).
+func (s *Server) require(role Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if s.keys == nil || len(s.keys.keys) == 0 {
+				return next(c)
+			}
+			secret := c.Request().Header.Get("X-API-Key")
+			if auth := c.Request().Header.Get("Authorization"); secret == "" && auth != "" {
+				scheme, token, _ := strings.Cut(auth, " ")
+				if strings.EqualFold(scheme, "Bearer") {
+					secret = strings.TrimSpace(token)
+				}
+			}
+			if secret == "" {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="kefu"`)
+				return engine.Errorf(engine.Unauthorized, "an API key is needed: send it as Authorization: Bearer KEY or X-API-Key")
+			}
+			k := s.keys.lookup(secret)
+			if k == nil {
+				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="kefu"`)
+				return engine.Errorf(engine.Unauthorized, "unknown API key")
+			}
+			c.Set(ctxActor, k.Name)
+			if k.Role != role && k.Role != RoleAdmin {
+				return engine.Errorf(engine.Forbidden, "key %q has role %s; this needs %s", k.Name, k.Role, role)
+			}
+			if ok, wait := k.allow(s.keys.now()); !ok {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				return engine.Errorf(engine.RateLimited, "key %q is over its rate of %g requests/s", k.Name, k.Rate)
+			}
+			return next(c)
+		}
+	}
+}
