@@ -2,8 +2,11 @@ package kb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -151,6 +154,7 @@ func newIndexDoc(a *Article) indexDoc {
 // (rebuilt from the store at start), plus each article's questions for the confidence.
 type Index struct {
 	idx     bleve.Index
+	dir     string
 	words   analysis.Analyzer
 	bigrams analysis.Analyzer
 
@@ -164,19 +168,29 @@ func NewIndex() (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	// An empty path gives scorch without persistence: the store is the source of truth.
-	idx, err := bleve.NewUsing("", im, scorch.Name, scorch.Name, nil)
+	// The index lives in a temporary directory, rebuilt from the store at every start (the
+	// store is the source of truth). Not in memory: scorch without a path never merges its
+	// segments, so every edit would add one and searches would slow down for ever.
+	dir, err := os.MkdirTemp("", "kefu-kb-index-*")
 	if err != nil {
 		return nil, fmt.Errorf("kb index: %w", err)
 	}
+	idx, err := bleve.NewUsing(filepath.Join(dir, "index"), im, scorch.Name, scorch.Name, nil)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("kb index: %w", err)
+	}
 	return &Index{
-		idx: idx, words: im.AnalyzerNamed(analyzerWords), bigrams: im.AnalyzerNamed(analyzerBigrams),
+		idx: idx, dir: dir, words: im.AnalyzerNamed(analyzerWords), bigrams: im.AnalyzerNamed(analyzerBigrams),
 		questions: map[string][]string{},
 	}, nil
 }
 
-// Close releases the index.
-func (x *Index) Close() error { return x.idx.Close() }
+// Close releases the index and removes its files.
+func (x *Index) Close() error {
+	err := x.idx.Close()
+	return errors.Join(err, os.RemoveAll(x.dir))
+}
 
 // Put indexes the articles that are published and removes the others (drafts, deletions)
 // from the index, in one batch.
@@ -242,15 +256,11 @@ func (x *Index) Search(ctx context.Context, text, lang string, k int) ([]Hit, er
 	if k < 1 || k > 100 {
 		return nil, &ValidationError{Field: "k", Msg: fmt.Sprintf("must be between 1 and 100, got %d", k)}
 	}
-	match := func(field string, boost float64) query.Query {
-		q := bleve.NewMatchQuery(text)
-		q.SetField(field)
-		q.SetBoost(boost)
-		return q
+	terms, err := x.queryTerms(text)
+	if err != nil {
+		return nil, err
 	}
-	var must query.Query = bleve.NewDisjunctionQuery(
-		match(fieldQWords, QuestionBoost), match(fieldQBigrams, QuestionBoost),
-		match(fieldAWords, 1), match(fieldABigrams, 1))
+	var must query.Query = terms.query()
 	var mustNot []query.Query
 	for _, l := range Langs {
 		if lang != "" && l != lang {
@@ -267,13 +277,6 @@ func (x *Index) Search(ctx context.Context, text, lang string, k int) ([]Hit, er
 		return nil, fmt.Errorf("kb search: %w", err)
 	}
 	hits := make([]Hit, 0, len(res.Hits))
-	if len(res.Hits) == 0 {
-		return hits, nil
-	}
-	terms, err := x.queryTerms(text)
-	if err != nil {
-		return nil, err
-	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	for _, h := range res.Hits {
@@ -288,10 +291,38 @@ func (x *Index) Search(ctx context.Context, text, lang string, k int) ([]Hit, er
 	return hits, nil
 }
 
-// queryTerms holds the query's distinct terms per field with their IDF.
+// queryTerms holds the query's distinct terms per field with their IDF, and the terms to
+// search for.
 type queryTerms struct {
 	words, bigrams map[string]float64
 	total          float64
+	search, common map[string][]query.Query // by field
+}
+
+// Common terms: a query term found in the questions of more than CommonShare of the
+// articles, and of at least CommonMin, is not searched for (unless the query has nothing
+// else). Scanning its postings costs more than anything else in a query on a large KB and
+// it barely moves the ranking (the idea of Lucene's CommonTermsQuery); the confidence
+// still counts it.
+const (
+	CommonShare = 0.01
+	CommonMin   = 1000
+)
+
+// query is the disjunction of the query's terms in the question fields (boosted) and the
+// answer fields.
+func (qt *queryTerms) query() query.Query {
+	byField := qt.search
+	if len(byField) == 0 {
+		byField = qt.common
+	}
+	var fields []query.Query
+	for _, f := range []string{fieldQWords, fieldQBigrams, fieldAWords, fieldABigrams} {
+		if len(byField[f]) > 0 {
+			fields = append(fields, bleve.NewDisjunctionQuery(byField[f]...))
+		}
+	}
+	return bleve.NewDisjunctionQuery(fields...)
 }
 
 func (x *Index) queryTerms(text string) (*queryTerms, error) {
@@ -308,14 +339,16 @@ func (x *Index) queryTerms(text string) (*queryTerms, error) {
 	if err != nil {
 		return nil, err
 	}
-	qt := &queryTerms{words: map[string]float64{}, bigrams: map[string]float64{}}
-	add := func(dst map[string]float64, analyzer analysis.Analyzer, field string) error {
+	qt := &queryTerms{words: map[string]float64{}, bigrams: map[string]float64{},
+		search: map[string][]query.Query{}, common: map[string][]query.Query{}}
+	common := max(CommonShare*float64(n), CommonMin)
+	add := func(dst map[string]float64, analyzer analysis.Analyzer, qField, aField string) error {
 		for _, tok := range analyzer.Analyze([]byte(text)) {
 			term := string(tok.Term)
 			if _, ok := dst[term]; ok {
 				continue
 			}
-			tfr, err := reader.TermFieldReader(context.Background(), tok.Term, field, false, false, false)
+			tfr, err := reader.TermFieldReader(context.Background(), tok.Term, qField, false, false, false)
 			if err != nil {
 				return err
 			}
@@ -325,13 +358,23 @@ func (x *Index) queryTerms(text string) (*queryTerms, error) {
 			idf := math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
 			dst[term] = idf
 			qt.total += idf
+			q, a := bleve.NewTermQuery(term), bleve.NewTermQuery(term)
+			q.SetField(qField)
+			q.SetBoost(QuestionBoost)
+			a.SetField(aField)
+			dst := qt.search
+			if float64(df) > common {
+				dst = qt.common
+			}
+			dst[qField] = append(dst[qField], q)
+			dst[aField] = append(dst[aField], a)
 		}
 		return nil
 	}
-	if err := add(qt.words, x.words, fieldQWords); err != nil {
+	if err := add(qt.words, x.words, fieldQWords, fieldAWords); err != nil {
 		return nil, err
 	}
-	if err := add(qt.bigrams, x.bigrams, fieldQBigrams); err != nil {
+	if err := add(qt.bigrams, x.bigrams, fieldQBigrams, fieldABigrams); err != nil {
 		return nil, err
 	}
 	return qt, nil
