@@ -24,9 +24,10 @@ test:
 	$(GO) vet ./...
 	KEFU_ORT_LIB=$(ORT_LIB) scripts/with-redis.sh $(GO) test -race -count=1 -timeout 20m ./...
 
-## bench: kefu bench on the BERT-shaped 4×256 model, then the Go benchmarks
+## bench: kefu bench on the BERT-shaped 4×256 model, the KB on 100,000 articles, then the Go benchmarks
 bench: build
 	KEFU_ORT_LIB=$(ORT_LIB) ./bin/kefu bench
+	./bin/kefu bench kb
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test -run '^$$' -bench . -benchmem ./models/...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
@@ -37,6 +38,7 @@ fuzz:
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./models -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./eval -run '^$$' -fuzz '^FuzzParseNLU$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./eval -run '^$$' -fuzz '^FuzzParseClinc$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./kb -run '^$$' -fuzz '^FuzzParseFiles$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./engine/httpapi -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 
 ## model: retrain the embedded bilingual model from cmd/kefu/bot/nlu (deterministic: seed 1, 2 workers)
