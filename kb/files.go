@@ -197,7 +197,6 @@ func ParseCSV(name string, data []byte) ([]Article, error) {
 	var out []Article
 	seen := map[string]int{}
 	for {
-		line, _ := r.FieldPos(0)
 		rec, err := r.Read()
 		if err == io.EOF {
 			break
@@ -205,7 +204,7 @@ func ParseCSV(name string, data []byte) ([]Article, error) {
 		if err != nil {
 			return nil, csvError(name, err)
 		}
-		line, _ = r.FieldPos(0)
+		line, _ := r.FieldPos(0)
 		a := Article{ID: cell(rec, "id"), Lang: cell(rec, "lang"), Status: Status(cell(rec, "status"))}
 		if a.Status == "" {
 			a.Status = Published

@@ -151,7 +151,11 @@ func (j *Journal) Commit(ctx context.Context, changes []Change) error {
 	}
 	var buf bytes.Buffer
 	for _, c := range changes {
-		if got := j.current[c.Key()].version(); got != c.Version()-1 {
+		var got int64
+		if cur, ok := j.current[c.Key()]; ok {
+			got = cur.Version()
+		}
+		if got != c.Version()-1 {
 			return fmt.Errorf("%s is at version %d, not %d: %w", c.Key(), got, c.Version()-1, ErrConflict)
 		}
 		b, err := json.Marshal(c)
@@ -181,13 +185,6 @@ func (j *Journal) rollback(cause error) error {
 		_ = j.f.Truncate(off)
 	}
 	return fmt.Errorf("kb journal: %w", cause)
-}
-
-func (c Change) version() int64 {
-	if c.Article == nil && c.Experiment == nil {
-		return 0
-	}
-	return c.Version()
 }
 
 // History implements Store.
