@@ -28,6 +28,7 @@ Usage:
 Commands:
   serve     run the HTTP API (the embedded demo bot and model unless told otherwise)
   bench     measure tokenization, ONNX Runtime and batched classification speed
+            (kefu bench kb: knowledge-base indexing and search on generated articles)
   train     train an intent (and emotion) model from labelled data into a model bundle
   eval      measure a model's accuracy and macro-F1 on labelled data
   kb        import or export knowledge-base articles (YAML or CSV)
