@@ -9,10 +9,12 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/models"
 )
 
@@ -26,13 +28,18 @@ var _ classifier = (*models.Classifier)(nil)
 
 // Engine answers customer messages.
 type Engine struct {
-	nlu classifier
-	now func() time.Time
+	nlu   classifier
+	now   func() time.Time
+	cfg   Config
+	bot   atomic.Pointer[dialogs.Machine]
+	locks locks
 }
 
-// New returns an engine over a loaded model.
+// New returns an engine over a loaded model; Configure sets up conversations.
 func New(nlu classifier) *Engine {
-	return &Engine{nlu: nlu, now: time.Now}
+	e := &Engine{nlu: nlu, now: time.Now}
+	e.Configure(Config{})
+	return e
 }
 
 // Model names the loaded model.

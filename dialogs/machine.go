@@ -1,0 +1,312 @@
+package dialogs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Machine moves conversations through a bot's flows.
+type Machine struct {
+	bot    *Bot
+	client *http.Client
+}
+
+// NewMachine returns a machine for bot; actions are called with client (nil: a default
+// client; each action's own timeout applies).
+func NewMachine(bot *Bot, client *http.Client) *Machine {
+	if client == nil {
+		client = &http.Client{}
+	}
+	return &Machine{bot: bot, client: client}
+}
+
+// Bot returns the machine's bot.
+func (m *Machine) Bot() *Bot { return m.bot }
+
+// Input is one understood customer message.
+type Input struct {
+	Text       string
+	Lang       string
+	Intent     string
+	Confidence float32
+	Now        time.Time
+}
+
+// Outcome is what a flow made of a message.
+type Outcome struct {
+	Replies []string
+	// Handled: a flow took the message (started, advanced or re-prompted).
+	Handled bool
+	// Failed: the flow could not help (gave up on a slot, an action failed, or a fail
+	// state was reached): the turn counts as unresolved.
+	Failed bool
+	// ActionErrors lists failed action calls (for logs; never shown to customers).
+	ActionErrors []error
+}
+
+// Step applies one message to the conversation's dialog, changing c's flow, state and
+// slots. A message that no flow takes leaves c unchanged and is not Handled.
+func (m *Machine) Step(ctx context.Context, c *Conversation, in Input) Outcome {
+	var out Outcome
+	confident := float64(in.Confidence) >= m.bot.Thresholds.Intent
+	intent := ""
+	if confident {
+		intent = in.Intent
+	}
+	if f := m.bot.Flows[c.Flow]; f != nil && f.States[c.State] != nil {
+		s := f.States[c.State]
+		if to := m.transition(c, f, s, intent); to != "" {
+			c.Attempts = 0
+			m.run(ctx, c, f, to, in, &out)
+			return out
+		}
+		switch {
+		case s.Slot != "":
+			slot := f.Slots[s.Slot]
+			if v, ok := m.bot.Extract(slot.Entity, in.Text, in.Now); ok && !m.startsOther(c, intent, slot) {
+				c.Slots[s.Slot] = v
+				c.Attempts = 0
+				m.run(ctx, c, f, s.Next, in, &out)
+				return out
+			}
+			if g, ok := m.bot.Trigger(intent); ok && g.Name != f.Name {
+				m.start(ctx, c, g, in, &out)
+				return out
+			}
+			return m.reprompt(c, slot.Reprompt, slot.MaxAttempts, in)
+		case s.Confirm:
+			switch yesNo(intent, in.Text) {
+			case 1:
+				c.Attempts = 0
+				m.run(ctx, c, f, s.Yes, in, &out)
+				return out
+			case -1:
+				c.Attempts = 0
+				m.run(ctx, c, f, s.No, in, &out)
+				return out
+			}
+			if g, ok := m.bot.Trigger(intent); ok && g.Name != f.Name {
+				m.start(ctx, c, g, in, &out)
+				return out
+			}
+			return m.reprompt(c, s.Say, 3, in)
+		}
+	}
+	if f, ok := m.bot.Trigger(intent); ok {
+		m.start(ctx, c, f, in, &out)
+	}
+	return out
+}
+
+// startsOther: a free-text slot takes any message, unless the message confidently starts
+// another flow.
+func (m *Machine) startsOther(c *Conversation, intent string, slot *Slot) bool {
+	if slot.Entity != "text" {
+		return false
+	}
+	g, ok := m.bot.Trigger(intent)
+	return ok && g.Name != c.Flow
+}
+
+func (m *Machine) reprompt(c *Conversation, t Text, max int, in Input) Outcome {
+	c.Attempts++
+	if c.Attempts >= max {
+		endFlow(c)
+		return Outcome{Failed: true}
+	}
+	return Outcome{Handled: true, Replies: []string{fill(t.Pick(in.Lang, c.TurnCount), c.Slots)}}
+}
+
+// transition returns the target of the first matching transition of the state, then of
+// the flow.
+func (m *Machine) transition(c *Conversation, f *Flow, s *State, intent string) string {
+	for _, list := range [][]Transition{s.On, f.On} {
+		for _, t := range list {
+			if t.Intent != "" && t.Intent != intent {
+				continue
+			}
+			if t.Slot != "" {
+				v, ok := c.Slots[t.Slot]
+				if !ok || (t.Equals != "" && v != t.Equals) {
+					continue
+				}
+			}
+			return t.Goto
+		}
+	}
+	return ""
+}
+
+func (m *Machine) start(ctx context.Context, c *Conversation, f *Flow, in Input, out *Outcome) {
+	c.Flow, c.Attempts, c.Slots = f.Name, 0, map[string]string{}
+	for name, s := range f.Slots {
+		if s.Entity == "text" {
+			continue // a free-text slot would swallow the message that started the flow
+		}
+		if v, ok := m.bot.Extract(s.Entity, in.Text, in.Now); ok {
+			c.Slots[name] = v
+		}
+	}
+	m.run(ctx, c, f, f.Start, in, out)
+}
+
+// run enters state name and goes on until a state waits for the customer or the flow ends.
+func (m *Machine) run(ctx context.Context, c *Conversation, f *Flow, name string, in Input, out *Outcome) {
+	out.Handled = true
+	for steps := 0; name != "" && steps < 4*len(f.States)+4; steps++ {
+		s := f.States[name]
+		c.Flow, c.State = f.Name, name
+		if c.Slots == nil {
+			c.Slots = map[string]string{}
+		}
+		for _, k := range s.Clear {
+			delete(c.Slots, k)
+		}
+		if s.Fail {
+			out.Failed = true
+		}
+		if s.Action != "" {
+			res, err := m.call(ctx, c, s.Action, in)
+			if err != nil {
+				out.ActionErrors = append(out.ActionErrors, err)
+				if s.OnError == "" {
+					out.Failed = true
+					endFlow(c)
+					return
+				}
+				name = s.OnError
+				continue
+			}
+			for k, v := range res {
+				c.Slots[k] = v
+			}
+		}
+		if s.Say != nil {
+			out.Replies = append(out.Replies, fill(s.Say.Pick(in.Lang, c.TurnCount), c.Slots))
+		}
+		if s.Slot != "" {
+			if _, ok := c.Slots[s.Slot]; !ok {
+				out.Replies = append(out.Replies, fill(f.Slots[s.Slot].Prompt.Pick(in.Lang, c.TurnCount), c.Slots))
+				return
+			}
+		}
+		if s.Confirm {
+			return
+		}
+		name = s.Next
+	}
+	endFlow(c)
+}
+
+func endFlow(c *Conversation) {
+	c.Flow, c.State, c.Attempts = "", "", 0
+}
+
+// fill replaces {slot} placeholders; an unknown one is left as it is.
+func fill(text string, slots map[string]string) string {
+	return placeholder.ReplaceAllStringFunc(text, func(p string) string {
+		if v, ok := slots[p[1:len(p)-1]]; ok {
+			return v
+		}
+		return p
+	})
+}
+
+// yesNo reads a confirmation: the affirm/deny intents, or common words. 1 yes, -1 no,
+// 0 neither.
+func yesNo(intent, text string) int {
+	switch intent {
+	case "affirm":
+		return 1
+	case "deny":
+		return -1
+	}
+	t := strings.ToLower(strings.Trim(strings.TrimSpace(text), "。.!！~～"))
+	for _, w := range []string{"不", "不是", "不用", "不要", "不对", "取消", "算了", "no", "nope", "nah", "cancel", "don't", "do not"} {
+		if t == w || strings.HasPrefix(t, w+" ") || strings.HasPrefix(t, w+"，") || strings.HasPrefix(t, w+",") {
+			return -1
+		}
+	}
+	for _, w := range []string{"是", "是的", "对", "对的", "好", "好的", "确认", "可以", "嗯", "yes", "yeah", "yep", "sure", "ok", "okay", "correct", "confirm", "right"} {
+		if t == w || strings.HasPrefix(t, w+" ") || strings.HasPrefix(t, w+"，") || strings.HasPrefix(t, w+",") {
+			return 1
+		}
+	}
+	return 0
+}
+
+// ActionError is a failed action call.
+type ActionError struct {
+	Action string
+	Err    error
+}
+
+func (e *ActionError) Error() string { return fmt.Sprintf("action %s: %v", e.Action, e.Err) }
+func (e *ActionError) Unwrap() error { return e.Err }
+
+// call sends the slots to the action's endpoint and returns the answer's fields.
+func (m *Machine) call(ctx context.Context, c *Conversation, name string, in Input) (map[string]string, error) {
+	a := m.bot.Actions[name]
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
+	defer cancel()
+	var req *http.Request
+	var err error
+	if a.Method == "GET" {
+		u := fill(a.URL, escapedSlots(c.Slots))
+		req, err = http.NewRequestWithContext(ctx, "GET", u, nil)
+	} else {
+		body, _ := json.Marshal(map[string]any{"conversation": c.ID, "action": name, "lang": in.Lang, "slots": c.Slots, "customer": c.Customer})
+		req, err = http.NewRequestWithContext(ctx, "POST", fill(a.URL, escapedSlots(c.Slots)), bytes.NewReader(body))
+		if req != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	}
+	if err != nil {
+		return nil, &ActionError{name, err}
+	}
+	req.Header.Set("Idempotency-Key", fmt.Sprintf("%s:%d:%s", c.ID, c.TurnCount+1, name))
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return nil, &ActionError{name, err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, &ActionError{name, err}
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, &ActionError{name, fmt.Errorf("HTTP %d", resp.StatusCode)}
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return nil, &ActionError{name, fmt.Errorf("answer is not a JSON object: %w", err)}
+	}
+	out := map[string]string{}
+	for k, v := range fields {
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		case float64:
+			out[k] = strconv.FormatFloat(v, 'f', -1, 64)
+		case bool:
+			out[k] = strconv.FormatBool(v)
+		}
+	}
+	return out, nil
+}
+
+func escapedSlots(slots map[string]string) map[string]string {
+	out := make(map[string]string, len(slots))
+	for k, v := range slots {
+		out[k] = url.PathEscape(v)
+	}
+	return out
+}
