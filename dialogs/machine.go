@@ -56,6 +56,9 @@ type Outcome struct {
 // slots. A message that no flow takes leaves c unchanged and is not Handled.
 func (m *Machine) Step(ctx context.Context, c *Conversation, in Input) Outcome {
 	var out Outcome
+	if c.Slots == nil {
+		c.Slots = map[string]string{}
+	}
 	confident := float64(in.Confidence) >= m.bot.Thresholds.Intent
 	intent := ""
 	if confident {

@@ -691,11 +691,8 @@ func (e *Engine) Event(ctx context.Context, id string, ev Event) (*EventResult, 
 	}
 }
 
-// Ready says whether conversations can be served: a bot is loaded and the store answers.
+// Ready says whether the state store answers (the model is loaded by construction).
 func (e *Engine) Ready(ctx context.Context) error {
-	if _, err := e.machine(); err != nil {
-		return err
-	}
 	if err := e.cfg.Store.Ping(ctx); err != nil {
 		return stateError(err)
 	}

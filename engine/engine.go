@@ -178,3 +178,12 @@ func modelError(err error) error {
 	}
 	return &Error{Code: Internal, Message: "internal error", Err: err}
 }
+
+// ModelQueueDepth counts texts waiting for the model, when the classifier tells.
+func (e *Engine) ModelQueueDepth() (int, bool) {
+	q, ok := e.nlu.(interface{ QueueDepth() int })
+	if !ok {
+		return 0, false
+	}
+	return q.QueueDepth(), true
+}

@@ -27,6 +27,8 @@ type storeFlags struct {
 	redisURL *string
 	prefix   *string
 	dataDir  *string
+
+	rdb *redis.Client // set by open when state is in Redis
 }
 
 func addStoreFlags(fs *flag.FlagSet) *storeFlags {
@@ -61,6 +63,7 @@ func (f *storeFlags) open(ctx context.Context) (kb.Store, string, func(), error)
 		rdb.Close()
 		return nil, "", nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
 	}
+	f.rdb = rdb
 	return redisstore.New(rdb, redisstore.Options{Prefix: *f.prefix}), "redis " + opt.Addr, func() { rdb.Close() }, nil
 }
 

@@ -27,6 +27,8 @@ Usage:
 
 Commands:
   serve     run the HTTP API (the embedded demo bot and model unless told otherwise)
+  handoff-sink
+            receive and print signed handoffs (and serve the demo bot's order backend)
   bench     measure tokenization, ONNX Runtime and batched classification speed
             (kefu bench kb: knowledge-base indexing and search on generated articles)
   train     train an intent (and emotion) model from labelled data into a model bundle
@@ -52,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
+	case "handoff-sink":
+		err = handoffSink(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = bench(ctx, args[1:], stdout, stderr)
 	case "train":

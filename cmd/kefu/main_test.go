@@ -68,7 +68,9 @@ func TestServeEmbeddedModel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var logs bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, []string{"--addr", addr, "--ort-lib", lib, "--data-dir", t.TempDir()}, &logs) }()
+	go func() {
+		done <- serve(ctx, []string{"--addr", addr, "--ort-lib", lib, "--data-dir", t.TempDir()}, &logs)
+	}()
 	base := "http://" + addr
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		resp, err := http.Get(base + "/readyz")

@@ -9,8 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
+	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/engine/httpapi"
 	"github.com/kefu-ai/kefu/kb"
@@ -25,6 +28,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	keysFile := fs.String("keys", os.Getenv("KEFU_KEYS"), "API keys file (YAML; $KEFU_KEYS); without one kefu only serves a loopback address")
 	minConf := fs.Float64("kb-min-confidence", 0.3, "KB answers below this confidence are not called found")
+	botDir := fs.String("bot", os.Getenv("KEFU_BOT"), "bot bundle directory with bot.yaml and dialogs/ ($KEFU_BOT; default: the embedded demo bot); SIGHUP reloads it")
+	handoffURL := fs.String("handoff-url", os.Getenv("KEFU_HANDOFF_URL"), "where handoffs are POSTed ($KEFU_HANDOFF_URL; default: the bot's handoff.url)")
+	stateTTL := fs.Duration("state-ttl", 24*time.Hour, "how long an idle conversation is kept")
+	transcript := fs.Int64("transcript", 0, "with --redis, keep every turn in a stream trimmed to about this many entries (0: only the last 50 turns in the state)")
 	store := addStoreFlags(fs)
 	openRuntime := ortFlag(fs)
 	cfg := modelFlags(fs)
@@ -71,7 +78,51 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("knowledge base", "store", where, "searchable", knowledge.Len(), "seeded_from_bundle", seeded.Created)
 
-	api, err := httpapi.New(engine.New(clf), httpapi.Config{BodyLimit: *bodyLimit, Logger: log, Keys: keys, KB: knowledge})
+	b, botWhere, err := loadBot(*botDir)
+	if err != nil {
+		return err
+	}
+	if *handoffURL == "" {
+		*handoffURL = b.Handoff.URL
+	}
+	conv, err := setupConversations(b, store, *handoffURL, *stateTTL, *transcript, log)
+	if err != nil {
+		return err
+	}
+	eng := engine.New(clf)
+	conv.cfg.Bot = dialogs.NewMachine(b, nil)
+	conv.cfg.KB = knowledge
+	eng.Configure(conv.cfg)
+	boxCtx, stopBox := context.WithCancel(context.Background())
+	boxDone := make(chan struct{})
+	go func() { defer close(boxDone); conv.runBox(boxCtx) }()
+	defer func() { stopBox(); <-boxDone }()
+	reload := func() (string, error) {
+		nb, where, err := loadBot(*botDir)
+		if err != nil {
+			return "", err
+		}
+		eng.SetBot(dialogs.NewMachine(nb, nil))
+		log.Info("bot reloaded", "bot", where, "flows", len(nb.Flows))
+		return where, nil
+	}
+	if *botDir == "" {
+		reload = nil
+	} else {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				if _, err := reload(); err != nil {
+					log.Error("bot reload refused; the running bot stays", "err", err)
+				}
+			}
+		}()
+	}
+	log.Info("bot", "bot", botWhere, "flows", len(b.Flows), "state", conv.where, "handoff_url", *handoffURL)
+
+	api, err := httpapi.New(eng, httpapi.Config{BodyLimit: *bodyLimit, Logger: log, Keys: keys, KB: knowledge, Reload: reload, Version: version})
 	if err != nil {
 		return err
 	}

@@ -35,14 +35,20 @@ type Config struct {
 	KB *kb.KB
 	// ImportLimit is the largest KB import body in bytes; default 32 MiB.
 	ImportLimit int64
+	// Reload reloads the bot bundle (POST /v1/admin/reload) and says what it loaded; nil
+	// when the bot is embedded.
+	Reload func() (string, error)
+	// Version is kefu's version, shown in /openapi.json.
+	Version string
 }
 
 // Server is kefu's HTTP API.
 type Server struct {
-	eng  *engine.Engine
-	cfg  Config
-	e    *echo.Echo
-	keys *keyring
+	eng     *engine.Engine
+	cfg     Config
+	e       *echo.Echo
+	keys    *keyring
+	metrics *metrics
 }
 
 // New builds the API over eng; it fails on an invalid key.
@@ -60,7 +66,7 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{eng: eng, cfg: cfg, e: echo.New(), keys: keys}
+	s := &Server{eng: eng, cfg: cfg, e: echo.New(), keys: keys, metrics: newMetrics()}
 	e := s.e
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -70,7 +76,10 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metricsHandler, s.require(RoleAdmin))
+	e.GET("/openapi.json", s.openAPIHandler)
 	e.POST("/v1/nlu/parse", s.parse, s.require(RoleClient))
+	s.conversationRoutes()
 	if cfg.KB != nil {
 		s.kbRoutes()
 	}
@@ -85,6 +94,9 @@ func (s *Server) healthz(c echo.Context) error {
 }
 
 func (s *Server) readyz(c echo.Context) error {
+	if err := s.eng.Ready(c.Request().Context()); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "model": s.eng.Model()})
 }
 
@@ -238,6 +250,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		status := c.Response().Status
+		s.metrics.request(c.Request().Method, c.Path(), status, time.Since(start))
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelWarn
