@@ -91,8 +91,20 @@ func obj(props map[string]any, required ...string) map[string]any {
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
 
-// openAPI builds the OpenAPI 3 document.
-func openAPI(version string) map[string]any {
+// served lists the documented routes this server answers (KB routes only with a KB).
+func (s *Server) served() []op {
+	var out []op
+	for _, o := range ops {
+		if s.cfg.KB == nil && strings.HasPrefix(o.path, "/v1/kb/") {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// openAPI builds the OpenAPI 3 document of the routes in ops.
+func openAPI(version string, ops []op) map[string]any {
 	paths := map[string]any{}
 	errResp := map[string]any{"description": "error", "content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
 	for _, o := range ops {
@@ -144,5 +156,28 @@ func openAPI(version string) map[string]any {
 }
 
 func (s *Server) openAPIHandler(c echo.Context) error {
-	return c.JSON(http.StatusOK, openAPI(s.cfg.Version))
+	return c.JSON(http.StatusOK, openAPI(s.cfg.Version, s.served()))
 }
+
+// Routes lists the routes the server answers, as "METHOD /path/{param}".
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.e.Routes() {
+		if r.Method == echo.RouteNotFound {
+			continue
+		}
+		out = append(out, r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}"))
+	}
+	return out
+}
+
+// Documented lists the routes /openapi.json describes, in the same form.
+func (s *Server) Documented() []string {
+	var out []string
+	for _, o := range s.served() {
+		out = append(out, o.method+" "+o.path)
+	}
+	return out
+}
+
+var echoParam = regexp.MustCompile(`:([a-z_]+)`)

@@ -1,0 +1,577 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kefu-ai/kefu/dialogs"
+	"github.com/kefu-ai/kefu/dialogs/redisstore"
+	"github.com/kefu-ai/kefu/engine"
+	"github.com/kefu-ai/kefu/engine/httpapi"
+	"github.com/kefu-ai/kefu/engine/webhook"
+	"github.com/kefu-ai/kefu/internal/testenv"
+	"github.com/kefu-ai/kefu/kb"
+	"github.com/kefu-ai/kefu/models"
+)
+
+const handoffSecret = "test-handoff-secret"
+
+// world is a kefu deployment under test: nodes (engines with their HTTP servers) sharing
+// one Redis, the demo bot with its actions on a fake order backend, the bundled KB, and a
+// handoff receiver that can be made to fail.
+type world struct {
+	nodes   []*httptest.Server
+	sink    *webhook.Sink
+	failing atomic.Int32 // the receiver answers 503 to this many more requests
+	rdb     *redis.Client
+	prefix  string
+	outbox  *redisstore.Outbox
+}
+
+func botDefinition(t *testing.T, backend string) *dialogs.Bot {
+	t.Helper()
+	dir := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot")
+	botYAML, err := os.ReadFile(filepath.Join(dir, "bot.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	names, _ := filepath.Glob(filepath.Join(dir, "dialogs", "*.yaml"))
+	for _, n := range names {
+		files[n], _ = os.ReadFile(n)
+	}
+	b, err := dialogs.Parse("bot.yaml", bytes.ReplaceAll(botYAML, []byte("http://127.0.0.1:8081"), []byte(backend)), files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// newWorld starts n nodes. rdb may be a client through a proxy (to take Redis down).
+func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
+	t.Helper()
+	w := &world{rdb: rdb, prefix: prefix}
+	w.sink = &webhook.Sink{Secret: []byte(handoffSecret)}
+	receiver := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if w.failing.Add(-1) >= 0 {
+			http.Error(rw, "agent desk restarting", http.StatusServiceUnavailable)
+			return
+		}
+		w.sink.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(receiver.Close)
+	backend := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/demo/orders/"):
+			fmt.Fprint(rw, `{"status_en":"shipped","status_zh":"已发货","eta":"2026-11-25"}`)
+		case r.URL.Path == "/demo/refunds":
+			fmt.Fprint(rw, `{"refund_id":"RF1"}`)
+		default:
+			fmt.Fprint(rw, `{"ticket":"AD1"}`)
+		}
+	}))
+	t.Cleanup(backend.Close)
+	b := botDefinition(t, backend.URL)
+
+	rt := testenv.Runtime(t)
+	clf, err := models.Load(rt, filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "model"), models.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clf.Close() })
+	j, _ := kb.OpenJournal("")
+	k, err := kb.Open(context.Background(), j, kb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	faq := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "kb", "faq.yaml")
+	data, _ := os.ReadFile(faq)
+	arts, _ := kb.ParseYAML(faq, data)
+	if _, err := k.Import(context.Background(), arts, "bundle", true); err != nil {
+		t.Fatal(err)
+	}
+
+	p := strings.TrimSuffix(prefix, ":")
+	opt := dialogs.OutboxOptions{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxAttempts: 50, Timeout: time.Second}
+	sender := &webhook.Sender{URL: receiver.URL, Secret: []byte(handoffSecret)}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for i := range n {
+		box := redisstore.NewOutbox(rdb, p, fmt.Sprintf("node%d", i), opt)
+		w.outbox = box
+		eng := engine.New(clf)
+		eng.Configure(engine.Config{Bot: dialogs.NewMachine(b, nil), Store: redisstore.New(rdb, redisstore.Options{Prefix: p, Transcript: 1000}),
+			Outbox: box, KB: k, Logger: log})
+		api, err := httpapi.New(eng, httpapi.Config{BodyLimit: 64 << 10, Logger: log, KB: k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			checkOpenAPI(t, api)
+		}
+		srv := httptest.NewServer(api)
+		t.Cleanup(srv.Close)
+		w.nodes = append(w.nodes, srv)
+		wg.Add(1)
+		go func() { defer wg.Done(); box.Run(ctx, sender.Deliver, nil) }()
+	}
+	return w
+}
+
+// checkOpenAPI: the document lists exactly the routes the server answers.
+func checkOpenAPI(t *testing.T, api *httpapi.Server) {
+	t.Helper()
+	routes, doc := api.Routes(), api.Documented()
+	for _, r := range routes {
+		if !slices.Contains(doc, r) {
+			t.Errorf("route %s is not in /openapi.json", r)
+		}
+	}
+	for _, d := range doc {
+		if !slices.Contains(routes, d) {
+			t.Errorf("/openapi.json lists %s, which the server does not answer", d)
+		}
+	}
+}
+
+type reply struct {
+	status int
+	body   map[string]any
+	header http.Header
+}
+
+func (r reply) texts() []string {
+	var out []string
+	msgs, _ := r.body["messages"].([]any)
+	for _, m := range msgs {
+		out = append(out, m.(map[string]any)["text"].(string))
+	}
+	return out
+}
+
+func (r reply) str(path ...string) string {
+	var v any = r.body
+	for _, p := range path {
+		m, _ := v.(map[string]any)
+		v = m[p]
+	}
+	s, _ := v.(string)
+	return s
+}
+
+func do(t *testing.T, method, url, body string) reply {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header}
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &r.body); err != nil {
+			t.Fatalf("%s %s: status %d, body %q is not JSON", method, url, resp.StatusCode, data)
+		}
+	}
+	return r
+}
+
+func (w *world) say(t *testing.T, conv, text string, extra ...string) reply {
+	t.Helper()
+	body := `{"text": ` + quote(text) + `, "channel": "web", "customer": {"id": "cust-1", "tier": "standard", "tags": ["repeat-buyer"]}}`
+	if len(extra) > 0 {
+		body = extra[0]
+	}
+	r := do(t, "POST", w.nodes[0].URL+"/v1/conversations/"+conv+"/messages", body)
+	if r.status != http.StatusOK {
+		t.Fatalf("%q: status %d %v", text, r.status, r.body)
+	}
+	return r
+}
+
+func TestChineseOrderStatusConversation(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 1, rdb, prefix)
+	r := w.say(t, "zh-1", "你好")
+	if r.str("source") != "dialog" || !strings.Contains(r.texts()[0], "您好") {
+		t.Fatalf("greeting: %v", r.body)
+	}
+	r = w.say(t, "zh-1", "帮我查一下我的订单到哪了")
+	if r.str("intent", "name") != "order_status" || r.str("state") != "ask_order" || !strings.Contains(r.texts()[0], "订单号") {
+		t.Fatalf("order status must ask for the order number: %v", r.body)
+	}
+	r = w.say(t, "zh-1", "订单号是 KF20261122")
+	if got := r.texts(); len(got) != 1 || got[0] != "订单 KF20261122 当前状态：已发货，预计 2026-11-25 送达。" {
+		t.Fatalf("answer %q (%v)", got, r.body)
+	}
+	if r.body["slots"].(map[string]any)["order_id"] != "KF20261122" || r.str("lang") != "zh" {
+		t.Fatalf("slots %v", r.body)
+	}
+	g := do(t, "GET", w.nodes[0].URL+"/v1/conversations/zh-1", "")
+	if g.status != 200 || len(g.body["turns"].([]any)) != 3 || g.body["customer"].(map[string]any)["tags"].([]any)[0] != "repeat-buyer" {
+		t.Fatalf("GET: %d %v", g.status, g.body)
+	}
+}
+
+func TestEnglishRefundConversationWithConfirmation(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 1, rdb, prefix)
+	steps := []struct{ text, state, contains string }{
+		{"I want a refund", "ask_order", "order number"},
+		{"it's order KF55550001", "ask_reason", "why"},
+		{"the screen arrived cracked", "confirm", "Refund order KF55550001 because: the screen arrived cracked"},
+		{"yes", "", "RF1"},
+	}
+	for _, s := range steps {
+		r := w.say(t, "en-1", s.text)
+		if r.str("state") != s.state || !strings.Contains(strings.ToLower(strings.Join(r.texts(), " ")), strings.ToLower(s.contains)) {
+			t.Fatalf("%q: state %q, replies %q; want state %q and %q", s.text, r.str("state"), r.texts(), s.state, s.contains)
+		}
+	}
+}
+
+func TestKnowledgeBaseAnswersWhatNoDialogTakes(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 1, rdb, prefix)
+	for _, q := range []string{"how long does a refund take to arrive", "退款多久能到账"} {
+		r := w.say(t, "kb-"+fmt.Sprint(len(q)), q)
+		if r.str("source") != "kb" || r.str("kb", "article") == "" || len(r.texts()) != 1 {
+			t.Fatalf("%q: %v", q, r.body)
+		}
+	}
+}
+
+// TestHandoffReachesAFlakyAgentDeskWithFullContext: the desk is down for the first
+// attempts; the customer is still told at once, the delivery waits in the outbox, and the
+// desk gets it once, signed, with the whole context. Then the bot is silent and relays,
+// until agent.released.
+func TestHandoffReachesAFlakyAgentDeskWithFullContext(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 1, rdb, prefix)
+	w.failing.Store(3)
+	w.say(t, "h-1", "where is my order KF12345678")
+	r := w.say(t, "h-1", "我要投诉你们，太慢了")
+	if r.str("source") != "handoff" || r.str("handoff", "reason") == "" || !strings.Contains(r.texts()[0], "人工") {
+		t.Fatalf("complaint must hand off with a reply: %v", r.body)
+	}
+	var got []webhook.Received
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		got, _ = w.sink.Received()
+	}
+	if len(got) != 1 || got[0].Kind != "handoff" || got[0].Key != "h-1:handoff:1" {
+		t.Fatalf("received %+v", got)
+	}
+	var p engine.HandoffPayload
+	if err := json.Unmarshal(got[0].Body, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Conversation != "h-1" || p.Customer.ID != "cust-1" || p.Customer.Tags[0] != "repeat-buyer" || p.Channel != "web" ||
+		len(p.Transcript) != 2 || p.Transcript[1].Intent == "" || p.Transcript[1].Emotion == "" || p.Transcript[0].Confidence == 0 ||
+		p.Priority == "" || p.Summary == "" || p.Slots["order_id"] != "KF12345678" {
+		t.Fatalf("payload lacks context: %+v", p)
+	}
+	// While a person has it, the bot does not answer; the message is relayed.
+	r = w.say(t, "h-1", "hello? anyone there?")
+	if r.str("source") != "handoff" || len(r.texts()) != 0 || r.str("handoff", "status") != "queued" {
+		t.Fatalf("with an agent: %v", r.body)
+	}
+	for time.Now().Before(deadline) {
+		if got, _ = w.sink.Received(); len(got) == 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(got) != 2 || got[1].Kind != "message" || !strings.Contains(string(got[1].Body), "anyone there") {
+		t.Fatalf("relay: %+v", got)
+	}
+	ev := do(t, "POST", w.nodes[0].URL+"/v1/conversations/h-1/events", `{"type": "agent.released"}`)
+	if ev.status != 200 || ev.str("handoff", "status") != "released" {
+		t.Fatalf("release: %d %v", ev.status, ev.body)
+	}
+	if r = w.say(t, "h-1", "thank you"); r.str("source") != "dialog" || len(r.texts()) != 1 {
+		t.Fatalf("after release the bot answers again: %v", r.body)
+	}
+}
+
+func TestUnresolvedTurnsClarifyOnceThenHandOffAndVIPGoesFaster(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 1, rdb, prefix)
+	r := w.say(t, "u-1", "blorp zzz qwv")
+	if r.str("source") != "clarify" {
+		t.Fatalf("first unresolved turn clarifies: %v", r.body)
+	}
+	r = w.say(t, "u-1", "xkcd plugh frobnicate")
+	if r.str("source") != "handoff" || !slices.Contains([]string{"low_confidence", "unresolved"}, r.str("handoff", "reason")) {
+		t.Fatalf("second unresolved turn hands off: %v", r.body)
+	}
+	vip := `{"text": "blorp zzz qwv", "customer": {"id": "v1", "tier": "vip"}}`
+	r = w.say(t, "vip-1", "", vip)
+	if r.str("source") != "handoff" || r.str("handoff", "priority") != "high" {
+		t.Fatalf("a VIP goes to a person at the first unresolved turn, priority high: %v", r.body)
+	}
+	r = w.say(t, "asks-1", "I want to talk to a real person")
+	if r.str("handoff", "reason") != "requested" {
+		t.Fatalf("explicit request: %v", r.body)
+	}
+	r = w.say(t, "angry-1", "this is ridiculous, I am absolutely furious with you people")
+	if r.str("source") != "handoff" {
+		t.Fatalf("anger hands off: %v", r.body)
+	}
+}
+
+func TestConversationBadInput(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 1, rdb, prefix)
+	url := w.nodes[0].URL + "/v1/conversations/"
+	big := `{"text": "` + strings.Repeat("a", 70<<10) + `"}`
+	cases := []struct {
+		method, path, body string
+		status             int
+		contains           string
+	}{
+		{"POST", "c/messages", big, 413, "limit"},
+		{"POST", "c/messages", `{"text": 5}`, 400, "text"},
+		{"POST", "c/messages", `{"txt": "hi"}`, 400, "txt"},
+		{"POST", "c/messages", `{}`, 400, "empty"},
+		{"POST", "c/messages", `{"text": "   "}`, 400, "empty"},
+		{"POST", "c/messages", "{\"text\": \"\xff\xfe\"}", 400, "UTF-8"},
+		{"POST", "c/messages", `{"text": "hi", "lang": "fr"}`, 400, "lang"},
+		{"POST", "c/messages", `{"text": "hi"`, 400, ""},
+		{"POST", "bad%20id/messages", `{"text": "hi"}`, 400, "conversation id"},
+		{"POST", strings.Repeat("x", 129) + "/messages", `{"text": "hi"}`, 400, "conversation id"},
+		{"GET", "nobody", "", 404, "no such conversation"},
+		{"DELETE", "nobody", "", 404, "no such conversation"},
+		{"POST", "nobody/events", `{"type": "csat", "score": 5}`, 404, "no such conversation"},
+		{"POST", "c/events", `{"type": "csat", "score": 9}`, 400, "score"},
+		{"POST", "c/events", `{"type": "party"}`, 400, "type"},
+	}
+	for _, tc := range cases {
+		r := do(t, tc.method, url+tc.path, tc.body)
+		msg := r.str("error", "message")
+		if r.status != tc.status || !strings.Contains(msg, tc.contains) {
+			t.Errorf("%s %s %.40q: %d %q; want %d containing %q", tc.method, tc.path, tc.body, r.status, msg, tc.status, tc.contains)
+		}
+	}
+	w.say(t, "del-1", "hello")
+	if r := do(t, "DELETE", url+"del-1", ""); r.status != 204 {
+		t.Fatalf("delete: %d", r.status)
+	}
+	if r := do(t, "GET", url+"del-1", ""); r.status != 404 {
+		t.Fatalf("deleted conversation still there: %d", r.status)
+	}
+	do(t, "POST", url+"closed-1/messages", `{"text": "hi"}`)
+	do(t, "POST", url+"closed-1/events", `{"type": "conversation.closed"}`)
+	if r := do(t, "POST", url+"closed-1/messages", `{"text": "hi again"}`); r.status != 409 {
+		t.Fatalf("message to a closed conversation: %d %v", r.status, r.body)
+	}
+	if r := do(t, "POST", url+"closed-1/events", `{"type": "agent.released"}`); r.status != 409 {
+		t.Fatalf("release without a handoff: %d", r.status)
+	}
+}
+
+// TestTwoNodesSixtyFourConcurrentMessagesToOneConversation: every turn is recorded exactly
+// once, none lost, whichever node takes it.
+func TestTwoNodesSixtyFourConcurrentMessagesToOneConversation(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 2, rdb, prefix)
+	const n = 64
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"text": "message %d about my order", "customer": {"id": "c"}}`, i)
+			resp, err := http.Post(w.nodes[i%2].URL+"/v1/conversations/busy-1/messages", "application/json", strings.NewReader(body))
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				errs <- fmt.Sprint("status ", resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	p := strings.TrimSuffix(w.prefix, ":")
+	store := redisstore.New(rdb, redisstore.Options{Prefix: p})
+	c, err := store.Load(context.Background(), "busy-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	turns, _ := store.Transcript(context.Background(), "busy-1")
+	seen := map[string]int{}
+	for _, tr := range turns {
+		seen[tr.Text]++
+	}
+	if c.TurnCount != n || len(turns) != n || len(seen) != n {
+		t.Fatalf("turns counted %d, in the transcript %d, distinct %d; want %d each", c.TurnCount, len(turns), len(seen), n)
+	}
+	for i := range n {
+		if k := fmt.Sprintf("message %d about my order", i); seen[k] != 1 {
+			t.Errorf("%q recorded %d times", k, seen[k])
+		}
+	}
+}
+
+// proxy forwards TCP to Redis and can be cut and restored, to take Redis "down".
+type proxy struct {
+	addr   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	p := &proxy{target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, r)
+			p.mu.Unlock()
+			go func() { io.Copy(r, c); r.Close() }()
+			go func() { io.Copy(c, r); c.Close() }()
+		}
+	}()
+}
+
+func (p *proxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *proxy) up(t *testing.T) {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serve(ln)
+}
+
+// TestRedisDownAnswers503AndRecovers: with Redis unreachable a message gets 503 with
+// Retry-After and changes nothing; once Redis is back the same server carries on.
+func TestRedisDownAnswers503AndRecovers(t *testing.T) {
+	_, prefix := testenv.Redis(t)
+	px := newProxy(t, testenv.RedisAddr())
+	rdb := redis.NewClient(&redis.Options{Addr: px.addr, MaxRetries: -1, DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	w := newWorld(t, 1, rdb, prefix)
+	w.say(t, "r-1", "where is my order")
+	px.down()
+	r := do(t, "POST", w.nodes[0].URL+"/v1/conversations/r-1/messages", `{"text": "KF12345678"}`)
+	if r.status != 503 || r.header.Get("Retry-After") == "" || r.str("error", "code") != "unavailable" {
+		t.Fatalf("Redis down: %d %v %v", r.status, r.header, r.body)
+	}
+	if rz := do(t, "GET", w.nodes[0].URL+"/readyz", ""); rz.status != 503 {
+		t.Fatalf("/readyz with Redis down: %d", rz.status)
+	}
+	px.up(t)
+	var g reply
+	for range 50 {
+		if g = do(t, "GET", w.nodes[0].URL+"/v1/conversations/r-1", ""); g.status == 200 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if g.status != 200 || g.body["turn_count"].(float64) != 1 || g.body["state"] != "ask_order" {
+		t.Fatalf("after recovery the conversation must be as before the failed turn: %d %v", g.status, g.body)
+	}
+	if r := w.say(t, "r-1", "KF12345678"); !strings.Contains(r.texts()[0], "KF12345678") {
+		t.Fatalf("after recovery: %v", r.body)
+	}
+}
+
+func TestMetricsAndOpenAPI(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 1, rdb, prefix)
+	w.say(t, "m-1", "hello")
+	w.say(t, "m-2", "I want to talk to a human")
+	resp, err := http.Get(w.nodes[0].URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(data)
+	for _, want := range []string{
+		`kefu_http_requests_total{method="POST",route="/v1/conversations/:id/messages",status="200"} 2`,
+		`kefu_http_request_duration_seconds_bucket{route="/v1/conversations/:id/messages",le="+Inf"} 2`,
+		`kefu_intents_total{intent="greeting"} 1`,
+		`kefu_handoffs_total{reason="requested"} 1`,
+		`kefu_outbox_depth `,
+		`kefu_model_queue_depth `,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	doc := do(t, "GET", w.nodes[0].URL+"/openapi.json", "")
+	if doc.status != 200 || doc.str("openapi") != "3.0.3" {
+		t.Fatalf("openapi: %d", doc.status)
+	}
+	paths := doc.body["paths"].(map[string]any)
+	if _, ok := paths["/v1/conversations/{id}/messages"].(map[string]any)["post"]; !ok {
+		t.Fatalf("messages route missing from the document")
+	}
+}
