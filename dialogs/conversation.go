@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -112,15 +114,17 @@ func (c *Conversation) AddTurn(t Turn) {
 	}
 }
 
-// Clone returns a deep copy.
+// Clone returns a deep copy (turns are copied; their reply lists are never changed in
+// place, so they are shared).
 func (c *Conversation) Clone() *Conversation {
-	b, err := json.Marshal(c)
-	if err != nil {
-		panic(err) // a Conversation always marshals
-	}
-	var out Conversation
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
+	out := *c
+	out.Customer.Tags = slices.Clone(c.Customer.Tags)
+	out.Metadata = maps.Clone(c.Metadata)
+	out.Slots = maps.Clone(c.Slots)
+	out.Turns = slices.Clone(c.Turns)
+	if c.Handoff != nil {
+		h := *c.Handoff
+		out.Handoff = &h
 	}
 	return &out
 }

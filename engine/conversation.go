@@ -36,6 +36,11 @@ type stateStore interface {
 	Ping(ctx context.Context) error
 }
 
+// cachedLoader is a store that can serve a turn from its own last save (redisstore).
+type cachedLoader interface {
+	LoadForTurn(ctx context.Context, id string) (*dialogs.Conversation, error)
+}
+
 // outbox carries deliveries to the handoff API (dialogs.MemOutbox, redisstore.Outbox).
 type outbox interface {
 	Enqueue(ctx context.Context, d dialogs.Delivery) error
@@ -232,8 +237,12 @@ func (e *Engine) Message(ctx context.Context, id string, req MessageRequest) (*M
 	mu := e.locks.of(id)
 	mu.Lock()
 	defer mu.Unlock()
+	load := e.cfg.Store.Load
+	if cl, ok := e.cfg.Store.(cachedLoader); ok {
+		load = cl.LoadForTurn // a conflict below means the copy was stale: reread
+	}
 	for attempt := 0; ; attempt++ {
-		c, err := e.cfg.Store.Load(ctx, id)
+		c, err := load(ctx, id)
 		switch {
 		case errors.Is(err, dialogs.ErrNotFound):
 			now := time.Now()
@@ -250,7 +259,10 @@ func (e *Engine) Message(ctx context.Context, id string, req MessageRequest) (*M
 		}
 		err = e.cfg.Store.Save(ctx, c)
 		if errors.Is(err, dialogs.ErrConflict) && attempt < 50 {
-			time.Sleep(time.Duration(rand.IntN(1000*(attempt+1))) * time.Microsecond)
+			load = e.cfg.Store.Load
+			if attempt > 0 {
+				time.Sleep(time.Duration(rand.IntN(1000*attempt)) * time.Microsecond)
+			}
 			continue
 		}
 		if err != nil {

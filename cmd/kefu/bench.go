@@ -47,7 +47,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "kb" {
 		return benchKB(ctx, args[1:], stdout, stderr)
 	}
-	fs := newFlags("bench", "[kb] [flags]", stderr)
+	if len(args) > 0 && args[0] == "http" {
+		return benchHTTP(ctx, args[1:], stdout, stderr)
+	}
+	fs := newFlags("bench", "[kb|http] [flags]", stderr)
 	preset := fs.String("preset", "small", "model size: small (4 layers × 256 hidden), base (12 × 768, BERT-base cost) or demo (the embedded model)")
 	layers := fs.Int("layers", 0, "transformer layers (overrides the preset)")
 	hidden := fs.Int("hidden", 0, "hidden size (overrides the preset)")

@@ -30,7 +30,8 @@ Commands:
   handoff-sink
             receive and print signed handoffs (and serve the demo bot's order backend)
   bench     measure tokenization, ONNX Runtime and batched classification speed
-            (kefu bench kb: knowledge-base indexing and search on generated articles)
+            (kefu bench kb: knowledge-base indexing and search on generated articles;
+             kefu bench http: load a running kefu serve with concurrent conversations)
   train     train an intent (and emotion) model from labelled data into a model bundle
   eval      measure a model's accuracy and macro-F1 on labelled data
   kb        import or export knowledge-base articles (YAML or CSV)

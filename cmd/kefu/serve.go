@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	handoffURL := fs.String("handoff-url", os.Getenv("KEFU_HANDOFF_URL"), "where handoffs are POSTed ($KEFU_HANDOFF_URL; default: the bot's handoff.url)")
 	stateTTL := fs.Duration("state-ttl", 24*time.Hour, "how long an idle conversation is kept")
 	transcript := fs.Int64("transcript", 0, "with --redis, keep every turn in a stream trimmed to about this many entries (0: only the last 50 turns in the state)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here (for load tests)")
 	store := addStoreFlags(fs)
 	openRuntime := ortFlag(fs)
 	cfg := modelFlags(fs)
@@ -43,6 +45,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	cfg.Logger = log
 
 	keys, err := loadKeys(*keysFile)

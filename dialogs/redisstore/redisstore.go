@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,12 +36,19 @@ type Options struct {
 	// Transcript keeps every turn in a stream trimmed to about this many entries; 0 keeps
 	// only the recent turns in the state.
 	Transcript int64
+	// Cache keeps this many conversations as last saved by this process, so that the next
+	// turn (LoadForTurn) needs no read from Redis; a save over a stale copy fails its
+	// compare-and-set and the turn reruns on a fresh read. Default 10,000; -1 disables.
+	Cache int
 }
 
 // Store is a conversation store on Redis.
 type Store struct {
-	rdb redis.UniversalClient
-	opt Options
+	rdb   redis.UniversalClient
+	opt   Options
+	mu    sync.Mutex
+	cache map[string]*dialogs.Conversation // id → as last saved here
+	order []string          // insertion order, for eviction
 }
 
 // New returns a store on rdb; the caller owns (and closes) rdb.
@@ -51,7 +59,48 @@ func New(rdb redis.UniversalClient, opt Options) *Store {
 	if opt.TTL == 0 {
 		opt.TTL = 24 * time.Hour
 	}
-	return &Store{rdb: rdb, opt: opt}
+	if opt.Cache == 0 {
+		opt.Cache = 10000
+	}
+	return &Store{rdb: rdb, opt: opt, cache: map[string]*dialogs.Conversation{}}
+}
+
+// LoadForTurn is Load for a turn that will save with compare-and-set: the conversation as
+// this process last saved it when it has it (it may be stale; the save then conflicts and
+// the caller reruns the turn after Forget), else from Redis.
+func (s *Store) LoadForTurn(ctx context.Context, id string) (*dialogs.Conversation, error) {
+	s.mu.Lock()
+	cached, ok := s.cache[id]
+	s.mu.Unlock()
+	if !ok {
+		return s.Load(ctx, id)
+	}
+	c := cached.Clone()
+	c.MarkStored()
+	return c, nil
+}
+
+// Forget drops the cached copy of a conversation.
+func (s *Store) Forget(id string) {
+	s.mu.Lock()
+	delete(s.cache, id)
+	s.mu.Unlock()
+}
+
+func (s *Store) remember(id string, c *dialogs.Conversation) {
+	if s.opt.Cache < 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.cache[id]; !ok {
+		s.order = append(s.order, id)
+		for len(s.order) > s.opt.Cache {
+			delete(s.cache, s.order[0])
+			s.order = s.order[1:]
+		}
+	}
+	s.cache[id] = c
 }
 
 func (s *Store) keys(id string) (state, log string) {
@@ -110,18 +159,22 @@ func (s *Store) Save(ctx context.Context, c *dialogs.Conversation) error {
 	}
 	ok, err := save.Run(ctx, s.rdb, []string{state, log}, args...).Int()
 	if err != nil {
+		s.Forget(c.ID)
 		return unavailable(err)
 	}
 	if ok == 0 {
+		s.Forget(c.ID)
 		return dialogs.ErrConflict
 	}
 	c.Version = next.Version
+	s.remember(c.ID, c.Clone())
 	c.MarkStored()
 	return nil
 }
 
 // Delete erases the conversation and its transcript; dialogs.ErrNotFound if there is none.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	s.Forget(id)
 	state, log := s.keys(id)
 	n, err := s.rdb.Del(ctx, state, log).Result()
 	if err != nil {
