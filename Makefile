@@ -9,6 +9,7 @@ ORT_LIB = $(shell scripts/ort.sh)
 
 ## run: provision ONNX Runtime, build, and serve the embedded demo bot on 127.0.0.1:8080
 run: build
+	./bin/kefu handoff-sink & SINK=$$!; trap 'kill $$SINK 2>/dev/null' EXIT INT TERM; \
 	KEFU_ORT_LIB=$(ORT_LIB) ./bin/kefu serve $(ARGS)
 
 ## build: build bin/kefu (needs cgo and gcc)
@@ -40,6 +41,8 @@ fuzz:
 	$(GO) test ./eval -run '^$$' -fuzz '^FuzzParseClinc$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./kb -run '^$$' -fuzz '^FuzzParseFiles$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./engine/httpapi -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
+	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./engine/httpapi -run '^$$' -fuzz '^FuzzMessageRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./dialogs -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 ## model: retrain the embedded bilingual model from cmd/kefu/bot/nlu (deterministic: seed 1, 2 workers)
 model:

@@ -45,7 +45,7 @@ type world struct {
 	outbox  *redisstore.Outbox
 }
 
-func botDefinition(t *testing.T, backend string) *dialogs.Bot {
+func botDefinition(t testing.TB, backend string) *dialogs.Bot {
 	t.Helper()
 	dir := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot")
 	botYAML, err := os.ReadFile(filepath.Join(dir, "bot.yaml"))
@@ -574,4 +574,42 @@ func TestMetricsAndOpenAPI(t *testing.T) {
 	if _, ok := paths["/v1/conversations/{id}/messages"].(map[string]any)["post"]; !ok {
 		t.Fatalf("messages route missing from the document")
 	}
+}
+
+// FuzzMessageRequest: whatever the body, a message gets an answer or a 4xx, never a 5xx.
+func FuzzMessageRequest(f *testing.F) {
+	rt := testenv.Runtime(f)
+	clf, err := models.Load(rt, filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "model"), models.Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { clf.Close() })
+	eng := engine.New(clf)
+	eng.Configure(engine.Config{Bot: dialogs.NewMachine(botDefinition(f, "http://127.0.0.1:1"), &http.Client{Timeout: 50 * time.Millisecond}),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	api, err := httpapi.New(eng, httpapi.Config{BodyLimit: 16 << 10, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{`{"text":"我要退款"}`, `{"text":"KF12345678","lang":"en","customer":{"id":"a","tier":"vip","tags":["x"]}}`,
+		`{"text":null}`, `[]`, `{"text":"hi","metadata":{"a":"b"}}`, "{\"text\":\"\\ud800\"}", `{"text":"yes","channel":"web"}`} {
+		f.Add([]byte(s), "c1")
+	}
+	f.Fuzz(func(t *testing.T, body []byte, id string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/v1/conversations/x/messages", bytes.NewReader(body))
+		req.URL.Path = "/v1/conversations/" + id + "/messages"
+		req.URL.RawPath = ""
+		api.ServeHTTP(rec, req)
+		var out map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("status %d: body is not JSON: %q", rec.Code, rec.Body.String())
+		}
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for %q (id %q): %v", rec.Code, body, id, out)
+		}
+		if rec.Code == 200 && out["source"] == nil {
+			t.Fatalf("200 without source: %v", out)
+		}
+	})
 }
