@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/kefu-ai/kefu/dialogs"
@@ -281,6 +282,9 @@ func (e *Engine) turn(ctx context.Context, m *dialogs.Machine, c *dialogs.Conver
 	askKB func(*dialogs.Conversation) (*kb.Reply, error)) (*MessageResult, func(context.Context), error) {
 	bot := m.Bot()
 	now := time.Now()
+	if req.Lang == "" && c.Lang != "" && u.lang != c.Lang && weakLanguage(req.Text) {
+		u.lang = c.Lang // "KF20261122" or "ok" in a Chinese conversation stays Chinese
+	}
 	c.Updated, c.Lang = now, u.lang
 	if req.Customer.ID != "" {
 		c.Customer = req.Customer
@@ -503,11 +507,36 @@ func Summary(turns []dialogs.Turn) string {
 			intents = append(intents, t.Intent)
 		}
 	}
-	s := fmt.Sprintf("%d customer messages: %s. Intents: %s.", len(turns), strings.Join(quotes, " … "), strings.Join(intents, ", "))
+	noun := "messages"
+	if len(turns) == 1 {
+		noun = "message"
+	}
+	s := fmt.Sprintf("%d customer %s: %s. Intents: %s.", len(turns), noun, strings.Join(quotes, " … "), strings.Join(intents, ", "))
 	if worst >= 0 {
 		s += fmt.Sprintf(" Strongest emotion: %s (%.2f).", turns[worst].Emotion, turns[worst].EmotionScore)
 	}
 	return s
+}
+
+// weakLanguage: the text says little about its language (no Han characters and fewer than
+// two words of letters only: an order number, "ok", an email address).
+func weakLanguage(text string) bool {
+	words := 0
+	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsPunct(r) }) {
+		letters := true
+		for _, r := range w {
+			if unicode.Is(unicode.Han, r) {
+				return false
+			}
+			if !unicode.IsLetter(r) {
+				letters = false
+			}
+		}
+		if letters && utf8.RuneCountInString(w) > 1 {
+			words++
+		}
+	}
+	return words < 2
 }
 
 func truncate(s string, n int) string {
