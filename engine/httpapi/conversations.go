@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/engine"
 )
 
@@ -65,6 +66,9 @@ func (s *Server) deadLetters(c echo.Context) error {
 	dead, err := s.eng.DeadLetters(c.Request().Context())
 	if err != nil {
 		return err
+	}
+	if dead == nil {
+		dead = []dialogs.DeadLetter{}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"dead_letters": dead, "count": len(dead)})
 }
