@@ -48,7 +48,7 @@ type Store struct {
 	opt   Options
 	mu    sync.Mutex
 	cache map[string]*dialogs.Conversation // id → as last saved here
-	order []string          // insertion order, for eviction
+	order []string                         // insertion order, for eviction
 }
 
 // New returns a store on rdb; the caller owns (and closes) rdb.
