@@ -613,3 +613,48 @@ func FuzzMessageRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestAdminReloadSwapsTheBotOrKeepsItWhenInvalid: a valid bundle replaces the running bot;
+// an invalid one is refused with its error and the running bot stays.
+func TestAdminReloadSwapsTheBotOrKeepsItWhenInvalid(t *testing.T) {
+	rt := testenv.Runtime(t)
+	clf, err := models.Load(rt, filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "model"), models.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clf.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng := engine.New(clf)
+	eng.Configure(engine.Config{Bot: dialogs.NewMachine(botDefinition(t, "http://127.0.0.1:1"), nil), Logger: log})
+	var next string // the greeting the reloaded bot says; "" makes the bundle invalid
+	reload := func() (string, error) {
+		b, err := dialogs.Parse("bot.yaml", []byte("responses:\n  clarify: {zh: 请再说一遍, en: \"Again?\"}\n  handoff: {zh: 转人工, en: Connecting}\n"),
+			map[string][]byte{"hi.yaml": []byte("flows:\n  greeting:\n    intents: [greeting]\n    states:\n      hi: {say: {zh: \"" + next + "\", en: \"" + next + "\"}}\n")})
+		if err != nil {
+			return "", err
+		}
+		eng.SetBot(dialogs.NewMachine(b, nil))
+		return "test bundle", nil
+	}
+	api, err := httpapi.New(eng, httpapi.Config{Logger: log, Reload: reload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	next = "Howdy from the new bot"
+	if r := do(t, "POST", srv.URL+"/v1/admin/reload", ""); r.status != 200 {
+		t.Fatalf("reload: %d %v", r.status, r.body)
+	}
+	if r := do(t, "POST", srv.URL+"/v1/conversations/rl-1/messages", `{"text": "hello"}`); r.texts()[0] != next {
+		t.Fatalf("after reload: %v", r.body)
+	}
+	next = ""
+	r := do(t, "POST", srv.URL+"/v1/admin/reload", "")
+	if r.status != 400 || !strings.Contains(r.str("error", "message"), "hi.yaml:5") {
+		t.Fatalf("an invalid bundle must be refused with file and line: %d %v", r.status, r.body)
+	}
+	if r := do(t, "POST", srv.URL+"/v1/conversations/rl-2/messages", `{"text": "hello"}`); r.texts()[0] != "Howdy from the new bot" {
+		t.Fatalf("the running bot must stay: %v", r.body)
+	}
+}
