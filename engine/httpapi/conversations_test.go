@@ -27,7 +27,6 @@ import (
 	"github.com/kefu-ai/kefu/engine/httpapi"
 	"github.com/kefu-ai/kefu/engine/webhook"
 	"github.com/kefu-ai/kefu/internal/testenv"
-	"github.com/kefu-ai/kefu/kb"
 	"github.com/kefu-ai/kefu/models"
 )
 
@@ -90,24 +89,7 @@ func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 	t.Cleanup(backend.Close)
 	b := botDefinition(t, backend.URL)
 
-	rt := testenv.Runtime(t)
-	clf, err := models.Load(rt, filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "model"), models.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { clf.Close() })
-	j, _ := kb.OpenJournal("")
-	k, err := kb.Open(context.Background(), j, kb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	faq := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "kb", "faq.yaml")
-	data, _ := os.ReadFile(faq)
-	arts, _ := kb.ParseYAML(faq, data)
-	if _, err := k.Import(context.Background(), arts, "bundle", true); err != nil {
-		t.Fatal(err)
-	}
+	clf, k := bundleModelAndKB(t)
 
 	p := strings.TrimSuffix(prefix, ":")
 	opt := dialogs.OutboxOptions{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxAttempts: 50, Timeout: time.Second}

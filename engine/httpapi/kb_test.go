@@ -30,27 +30,7 @@ const (
 // with API keys of every role.
 func kbServer(t *testing.T) (*httptest.Server, *kb.KB) {
 	t.Helper()
-	rt := testenv.Runtime(t)
-	clf, err := models.Load(rt, filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "model"), models.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { clf.Close() })
-	j, _ := kb.OpenJournal("")
-	k, err := kb.Open(context.Background(), j, kb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	path := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "kb", "faq.yaml")
-	data, _ := os.ReadFile(path)
-	arts, err := kb.ParseYAML(path, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.Import(context.Background(), arts, "bundle", true); err != nil {
-		t.Fatal(err)
-	}
+	clf, k := bundleModelAndKB(t)
 	api, err := httpapi.New(engine.New(clf), httpapi.Config{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KB: k,
 		Keys: []httpapi.Key{
@@ -284,4 +264,31 @@ func TestKBExperimentAPI(t *testing.T) {
 	if out["variant"] != "short" || out["experiment"] != nil {
 		t.Errorf("after promotion: %v", out)
 	}
+}
+
+// bundleModelAndKB loads the demo bot's model and its KB articles (in memory), closed when
+// the test ends.
+func bundleModelAndKB(t *testing.T) (*models.Classifier, *kb.KB) {
+	t.Helper()
+	clf, err := models.Load(testenv.Runtime(t), filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "model"), models.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { clf.Close() })
+	j, _ := kb.OpenJournal("")
+	k, err := kb.Open(context.Background(), j, kb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	path := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "kb", "faq.yaml")
+	data, _ := os.ReadFile(path)
+	arts, err := kb.ParseYAML(path, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Import(context.Background(), arts, "bundle", true); err != nil {
+		t.Fatal(err)
+	}
+	return clf, k
 }
