@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -186,7 +187,7 @@ func (t *Text) UnmarshalYAML(n *yaml.Node) error {
 func (t Text) Pick(lang string, n int) string {
 	vs := t[lang]
 	if len(vs) == 0 {
-		for _, l := range slices.Sorted(mapKeys(t)) {
+		for _, l := range slices.Sorted(maps.Keys(t)) {
 			if vs = t[l]; len(vs) > 0 {
 				break
 			}
@@ -199,16 +200,6 @@ func (t Text) Pick(lang string, n int) string {
 		n = -n
 	}
 	return vs[n%len(vs)]
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // Error is a problem in a bot definition, with its place.
@@ -294,7 +285,7 @@ func Parse(botFile string, botYAML []byte, dialogFiles map[string][]byte) (*Bot,
 		return nil, err
 	}
 	b.triggers = map[string]string{}
-	for _, name := range slices.Sorted(mapKeys(dialogFiles)) {
+	for _, name := range slices.Sorted(maps.Keys(dialogFiles)) {
 		if err := b.parseDialogs(name, dialogFiles[name]); err != nil {
 			return nil, err
 		}

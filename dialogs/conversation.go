@@ -2,7 +2,6 @@ package dialogs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"maps"
 	"slices"
@@ -139,8 +138,7 @@ type MemStore struct {
 }
 
 type memEntry struct {
-	data    []byte
-	version int64
+	conv    *Conversation // a private copy
 	expires time.Time
 }
 
@@ -164,39 +162,27 @@ func (s *MemStore) Load(_ context.Context, id string) (*Conversation, error) {
 	if !ok {
 		return nil, ErrNotFound
 	}
-	var c Conversation
-	if err := json.Unmarshal(e.data, &c); err != nil {
-		return nil, err
-	}
+	c := e.conv.Clone()
 	c.MarkStored()
-	return &c, nil
+	return c, nil
 }
 
 // Save writes c if the stored version is still c.Version (0: new), then bumps c.Version.
 // ErrConflict otherwise.
 func (s *MemStore) Save(_ context.Context, c *Conversation) error {
-	next := *c
-	next.Version++
-	data, err := json.Marshal(&next)
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.convs[c.ID]
-	if ok && s.now().After(e.expires) {
-		ok = false
-	}
 	var cur int64
-	if ok {
-		cur = e.version
+	if ok && !s.now().After(e.expires) {
+		cur = e.conv.Version
 	}
 	if cur != c.Version {
 		return ErrConflict
 	}
-	s.convs[c.ID] = memEntry{data: data, version: next.Version, expires: s.now().Add(s.ttl)}
-	c.Version = next.Version
+	c.Version++
 	c.MarkStored()
+	s.convs[c.ID] = memEntry{conv: c.Clone(), expires: s.now().Add(s.ttl)}
 	return nil
 }
 

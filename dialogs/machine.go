@@ -74,33 +74,25 @@ func (m *Machine) Step(ctx context.Context, c *Conversation, in Input) Outcome {
 		switch {
 		case s.Slot != "":
 			slot := f.Slots[s.Slot]
-			if v, ok := m.bot.Extract(slot.Entity, in.Text, in.Now); ok && !m.startsOther(c, intent, slot) {
+			// A free-text slot takes any message, unless it confidently starts another flow.
+			if v, ok := m.bot.Extract(slot.Entity, in.Text, in.Now); ok && (slot.Entity != "text" || !m.another(f, intent)) {
 				c.Slots[s.Slot] = v
 				c.Attempts = 0
 				m.run(ctx, c, f, s.Next, in, &out)
 				return out
 			}
-			if g, ok := m.bot.Trigger(intent); ok && g.Name != f.Name {
-				m.start(ctx, c, g, in, &out)
-				return out
+			if !m.another(f, intent) {
+				return m.reprompt(c, slot.Reprompt, slot.MaxAttempts, in)
 			}
-			return m.reprompt(c, slot.Reprompt, slot.MaxAttempts, in)
 		case s.Confirm:
-			switch yesNo(intent, in.Text) {
-			case 1:
+			if to := map[int]string{1: s.Yes, -1: s.No}[yesNo(intent, in.Text)]; to != "" {
 				c.Attempts = 0
-				m.run(ctx, c, f, s.Yes, in, &out)
-				return out
-			case -1:
-				c.Attempts = 0
-				m.run(ctx, c, f, s.No, in, &out)
+				m.run(ctx, c, f, to, in, &out)
 				return out
 			}
-			if g, ok := m.bot.Trigger(intent); ok && g.Name != f.Name {
-				m.start(ctx, c, g, in, &out)
-				return out
+			if !m.another(f, intent) {
+				return m.reprompt(c, s.Say, 3, in)
 			}
-			return m.reprompt(c, s.Say, 3, in)
 		}
 	}
 	if f, ok := m.bot.Trigger(intent); ok {
@@ -109,14 +101,10 @@ func (m *Machine) Step(ctx context.Context, c *Conversation, in Input) Outcome {
 	return out
 }
 
-// startsOther: a free-text slot takes any message, unless the message confidently starts
-// another flow.
-func (m *Machine) startsOther(c *Conversation, intent string, slot *Slot) bool {
-	if slot.Entity != "text" {
-		return false
-	}
+// another says whether intent starts a flow other than f.
+func (m *Machine) another(f *Flow, intent string) bool {
 	g, ok := m.bot.Trigger(intent)
-	return ok && g.Name != c.Flow
+	return ok && g.Name != f.Name
 }
 
 func (m *Machine) reprompt(c *Conversation, t Text, max int, in Input) Outcome {
@@ -233,17 +221,23 @@ func yesNo(intent, text string) int {
 		return -1
 	}
 	t := strings.ToLower(strings.Trim(strings.TrimSpace(text), "。.!！~～"))
-	for _, w := range []string{"不", "不是", "不用", "不要", "不对", "取消", "算了", "no", "nope", "nah", "cancel", "don't", "do not"} {
-		if t == w || strings.HasPrefix(t, w+" ") || strings.HasPrefix(t, w+"，") || strings.HasPrefix(t, w+",") {
-			return -1
-		}
-	}
-	for _, w := range []string{"是", "是的", "对", "对的", "好", "好的", "确认", "可以", "嗯", "yes", "yeah", "yep", "sure", "ok", "okay", "correct", "confirm", "right"} {
-		if t == w || strings.HasPrefix(t, w+" ") || strings.HasPrefix(t, w+"，") || strings.HasPrefix(t, w+",") {
-			return 1
-		}
+	switch {
+	case startsWithWord(t, "不", "不是", "不用", "不要", "不对", "取消", "算了", "no", "nope", "nah", "cancel", "don't", "do not"):
+		return -1
+	case startsWithWord(t, "是", "是的", "对", "对的", "好", "好的", "确认", "可以", "嗯", "yes", "yeah", "yep", "sure", "ok", "okay", "correct", "confirm", "right"):
+		return 1
 	}
 	return 0
+}
+
+// startsWithWord: t is one of words, or starts with one followed by a space or a comma.
+func startsWithWord(t string, words ...string) bool {
+	for _, w := range words {
+		if t == w || strings.HasPrefix(t, w+" ") || strings.HasPrefix(t, w+"，") || strings.HasPrefix(t, w+",") {
+			return true
+		}
+	}
+	return false
 }
 
 // ActionError is a failed action call.

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -410,9 +411,5 @@ func (o *Outbox) retry(ctx context.Context, deliver dialogs.Deliver, report func
 	return nil
 }
 
-func isBusyGroup(err error) bool {
-	return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP"
-}
-func isNoGroup(err error) bool {
-	return err != nil && len(err.Error()) >= 7 && err.Error()[:7] == "NOGROUP"
-}
+func isBusyGroup(err error) bool { return strings.HasPrefix(err.Error(), "BUSYGROUP") }
+func isNoGroup(err error) bool   { return strings.HasPrefix(err.Error(), "NOGROUP") }
