@@ -33,7 +33,7 @@ type storeFlags struct {
 
 func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	return &storeFlags{
-		redisURL: fs.String("redis", os.Getenv("KEFU_REDIS_URL"), "Redis URL, e.g. redis://127.0.0.1:6379/0 ($KEFU_REDIS_URL); empty: state on local disk under --data-dir"),
+		redisURL: fs.String("redis", os.Getenv("KEFU_REDIS_URL"), "Redis URL, e.g. redis://127.0.0.1:6379/0 ($KEFU_REDIS_URL); empty: conversations and the handoff outbox in memory, the KB journal under --data-dir"),
 		prefix:   fs.String("redis-prefix", envOr("KEFU_REDIS_PREFIX", "kefu"), "prefix of every Redis key ($KEFU_REDIS_PREFIX)"),
 		dataDir:  fs.String("data-dir", envOr("KEFU_DATA_DIR", "kefu-data"), "where the knowledge base journal lives without Redis ($KEFU_DATA_DIR)"),
 	}
