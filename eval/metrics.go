@@ -1,13 +1,9 @@
 package eval
 
 import (
-	"context"
-	"fmt"
+	"cmp"
 	"maps"
-	"math"
 	"slices"
-
-	"github.com/kefu-ai/kefu/models"
 )
 
 // Scores summarises predictions against gold labels.
@@ -17,49 +13,104 @@ type Scores struct {
 	// MacroF1 is the unweighted mean of per-label F1 over every label that is a gold or a
 	// predicted label (scikit-learn's average="macro").
 	MacroF1 float64 `json:"macro_f1"`
+	// MicroF1 pools true and false positives over labels; with one label per example it
+	// equals the accuracy.
+	MicroF1 float64 `json:"micro_f1"`
+	// WeightedF1 weights each label's F1 by its support (gold count).
+	WeightedF1 float64 `json:"weighted_f1"`
 	// Unknown counts examples whose gold label the model does not have; they are left out of
-	// N, Accuracy and MacroF1 and listed in UnknownLabels.
+	// every other figure and listed in UnknownLabels.
 	Unknown       int      `json:"unknown"`
 	UnknownLabels []string `json:"unknown_labels,omitempty"`
+	// Classes holds one row per label, sorted by label.
+	Classes []Class `json:"classes"`
+	// Confusion counts gold (rows) against predicted (columns) labels, in Classes' order.
+	Confusion [][]int `json:"confusion"`
+	// TopConfusions are the most frequent (gold, predicted) mistakes, most frequent first.
+	TopConfusions []Confusion `json:"top_confusions"`
+}
+
+// Class is one label's figures.
+type Class struct {
+	Label     string  `json:"label"`
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+	F1        float64 `json:"f1"`
+	Support   int     `json:"support"`   // gold examples
+	Predicted int     `json:"predicted"` // examples given this label
+	// ConfusedWith lists the labels this label's examples were wrongly given, most often
+	// first (at most three).
+	ConfusedWith []Confusion `json:"confused_with,omitempty"`
+}
+
+// Confusion is a count of examples of one gold label given another label.
+type Confusion struct {
+	Gold      string `json:"gold"`
+	Predicted string `json:"predicted"`
+	Count     int    `json:"count"`
 }
 
 // Score compares predictions with gold labels (same length).
 func Score(gold, pred []string) Scores {
-	s := Scores{N: len(gold)}
+	s := Scores{N: len(gold), Classes: []Class{}, Confusion: [][]int{}, TopConfusions: []Confusion{}}
 	if len(gold) == 0 {
 		return s
 	}
-	tp, fp, fn := map[string]int{}, map[string]int{}, map[string]int{}
-	labels := map[string]bool{}
+	set := map[string]bool{}
+	for i := range gold {
+		set[gold[i]], set[pred[i]] = true, true
+	}
+	labels := slices.Sorted(maps.Keys(set))
+	index := make(map[string]int, len(labels))
+	for i, l := range labels {
+		index[l] = i
+	}
+	s.Confusion = make([][]int, len(labels))
+	for i := range s.Confusion {
+		s.Confusion[i] = make([]int, len(labels))
+	}
 	right := 0
 	for i := range gold {
-		labels[gold[i]], labels[pred[i]] = true, true
+		s.Confusion[index[gold[i]]][index[pred[i]]]++
 		if gold[i] == pred[i] {
 			right++
-			tp[gold[i]]++
-		} else {
-			fp[pred[i]]++
-			fn[gold[i]]++
 		}
 	}
-	s.Accuracy = float64(right) / float64(len(gold))
-	var sum float64
-	for l := range labels {
-		if d := 2*tp[l] + fp[l] + fn[l]; d > 0 {
-			sum += 2 * float64(tp[l]) / float64(d)
+	s.Accuracy = ratio(right, len(gold))
+	var tpAll, fpAll, fnAll int
+	for i, l := range labels {
+		c := Class{Label: l}
+		tp := s.Confusion[i][i]
+		for j := range labels {
+			c.Support += s.Confusion[i][j]
+			c.Predicted += s.Confusion[j][i]
+			if j != i && s.Confusion[i][j] > 0 {
+				c.ConfusedWith = append(c.ConfusedWith, Confusion{Gold: l, Predicted: labels[j], Count: s.Confusion[i][j]})
+			}
 		}
+		c.Precision, c.Recall = ratio(tp, c.Predicted), ratio(tp, c.Support)
+		c.F1 = f1(tp, c.Predicted-tp, c.Support-tp)
+		tpAll, fpAll, fnAll = tpAll+tp, fpAll+c.Predicted-tp, fnAll+c.Support-tp
+		sortConfusions(c.ConfusedWith)
+		s.TopConfusions = append(s.TopConfusions, c.ConfusedWith...)
+		c.ConfusedWith = c.ConfusedWith[:min(3, len(c.ConfusedWith))]
+		s.MacroF1 += c.F1 / float64(len(labels))
+		s.WeightedF1 += c.F1 * float64(c.Support) / float64(len(gold))
+		s.Classes = append(s.Classes, c)
 	}
-	s.MacroF1 = sum / float64(len(labels))
+	s.MicroF1 = f1(tpAll, fpAll, fnAll)
+	sortConfusions(s.TopConfusions)
+	s.TopConfusions = s.TopConfusions[:min(10, len(s.TopConfusions))]
 	return s
 }
 
-// Evaluate classifies every example with the model's head and scores the predictions.
-func Evaluate(ctx context.Context, clf *models.Classifier, head string, examples []Example) (Scores, error) {
-	preds, err := Predict(ctx, clf, head, examples)
-	if err != nil {
-		return Scores{}, err
-	}
-	return ScorePredictions(preds, HeadLabels(clf, head)), nil
+// f1 is 2·tp / (2·tp + fp + fn), 0 when there is nothing to count.
+func f1(tp, fp, fn int) float64 { return ratio(2*tp, 2*tp+fp+fn) }
+
+func sortConfusions(c []Confusion) {
+	slices.SortStableFunc(c, func(a, b Confusion) int {
+		return cmp.Or(b.Count-a.Count, cmp.Compare(a.Gold, b.Gold), cmp.Compare(a.Predicted, b.Predicted))
+	})
 }
 
 // ScorePredictions scores predictions whose gold label is one of the model's labels; the
@@ -82,90 +133,17 @@ func ScorePredictions(preds []Prediction, modelLabels []string) Scores {
 	return s
 }
 
-// Prediction is the model's answer for one example.
-type Prediction struct {
-	Gold       string
-	Label      string
-	Confidence float64
-}
-
-// HeadLabels lists the labels of the model's head, or nil when it has no such head.
-func HeadLabels(clf *models.Classifier, head string) []string {
-	if i := headIndex(clf, head); i >= 0 {
-		return clf.Manifest().Heads[i].Labels
-	}
-	return nil
-}
-
-func headIndex(clf *models.Classifier, head string) int {
-	return slices.IndexFunc(clf.Manifest().Heads, func(h models.HeadSpec) bool { return h.Name == head })
-}
-
-// Predict classifies every example with the model's head.
-func Predict(ctx context.Context, clf *models.Classifier, head string, examples []Example) ([]Prediction, error) {
-	idx := headIndex(clf, head)
-	if idx < 0 {
-		return nil, fmt.Errorf("model %q has no %q head", clf.Manifest().Name, head)
-	}
-	preds := make([]Prediction, 0, len(examples))
-	for start := 0; start < len(examples); start += 256 {
-		batch := examples[start:min(start+256, len(examples))]
-		texts := make([]string, len(batch))
-		for i, e := range batch {
-			texts[i] = e.Text
-		}
-		res, err := clf.Classify(ctx, texts)
-		if err != nil {
-			return nil, err
-		}
-		for i, r := range res {
-			h := r.Heads[idx]
-			preds = append(preds, Prediction{Gold: batch[i].Label, Label: h.Label, Confidence: float64(h.Confidence)})
-		}
-	}
-	return preds, nil
-}
-
-// OOS is out-of-scope detection at a confidence threshold: a prediction below the threshold
-// (or of the out-of-scope label itself) counts as "out of scope".
-type OOS struct {
-	Label     string  `json:"label"`
-	Threshold float64 `json:"threshold"`
-	// InScopeAccuracy is the share of in-scope examples given their right label at or above
-	// the threshold (Larson et al. 2019).
-	InScopeAccuracy float64 `json:"in_scope_accuracy"`
-	Recall          float64 `json:"oos_recall"`
-	Precision       float64 `json:"oos_precision"`
-	InScope         int     `json:"in_scope"`
-	OutOfScope      int     `json:"out_of_scope"`
-}
-
-// ScoreOOS measures out-of-scope detection at threshold; examples whose gold label is
-// label are the out-of-scope ones.
-func ScoreOOS(preds []Prediction, label string, threshold float64) OOS {
-	o := OOS{Label: label, Threshold: threshold}
-	var right, caught, flagged int
+// Misclassified returns the wrongly labelled predictions whose gold label the model knows,
+// the most confident mistakes first.
+func Misclassified(preds []Prediction, modelLabels []string) []Prediction {
+	out := []Prediction{}
 	for _, p := range preds {
-		out := p.Label == label || p.Confidence < threshold
-		if out {
-			flagged++
-		}
-		if p.Gold == label {
-			o.OutOfScope++
-			if out {
-				caught++
-			}
-			continue
-		}
-		o.InScope++
-		if !out && p.Label == p.Gold {
-			right++
+		if p.Label != p.Gold && slices.Contains(modelLabels, p.Gold) {
+			out = append(out, p)
 		}
 	}
-	o.InScopeAccuracy = ratio(right, o.InScope)
-	o.Recall = ratio(caught, o.OutOfScope)
-	o.Precision = ratio(caught, flagged)
-	return o
+	slices.SortStableFunc(out, func(a, b Prediction) int { return cmp.Compare(b.Confidence, a.Confidence) })
+	return out
 }
 
 func ratio(a, b int) float64 {
@@ -173,32 +151,4 @@ func ratio(a, b int) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
-}
-
-// PickThreshold returns the highest confidence threshold at which the in-scope accuracy on
-// preds is still at least minInScope; out-of-scope recall only grows with the threshold, so
-// this is the threshold with the best recall under that constraint. It returns 0 when even no
-// threshold reaches minInScope.
-func PickThreshold(preds []Prediction, label string, minInScope float64) float64 {
-	var right []float64 // confidences of in-scope examples labelled right
-	in := 0
-	for _, p := range preds {
-		if p.Gold == label {
-			continue
-		}
-		in++
-		if p.Label == p.Gold {
-			right = append(right, p.Confidence)
-		}
-	}
-	need := int(math.Ceil(minInScope*float64(in) - 1e-9))
-	if need <= 0 {
-		return 1
-	}
-	if need > len(right) {
-		return 0
-	}
-	slices.Sort(right)
-	slices.Reverse(right)
-	return right[need-1]
 }
