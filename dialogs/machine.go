@@ -221,11 +221,18 @@ func yesNo(intent, text string) int {
 		return -1
 	}
 	t := strings.ToLower(strings.Trim(strings.TrimSpace(text), "。.!！~～"))
-	switch {
-	case startsWithWord(t, "不", "不是", "不用", "不要", "不对", "取消", "算了", "no", "nope", "nah", "cancel", "don't", "do not"):
-		return -1
-	case startsWithWord(t, "是", "是的", "对", "对的", "好", "好的", "确认", "可以", "嗯", "yes", "yeah", "yep", "sure", "ok", "okay", "correct", "confirm", "right"):
-		return 1
+	// Chinese replies often end in a particle: 不用了, 好的呀, 可以吧.
+	bare := t
+	for _, p := range []string{"了", "吧", "啊", "呀", "哈", "嘛", "呢"} {
+		bare = strings.TrimSuffix(bare, p)
+	}
+	for _, t := range []string{t, bare} {
+		switch {
+		case startsWithWord(t, "不", "不是", "不用", "不要", "不对", "不必", "取消", "算了", "no", "nope", "nah", "cancel", "don't", "do not"):
+			return -1
+		case startsWithWord(t, "是", "是的", "对", "对的", "好", "好的", "确认", "可以", "嗯", "行", "yes", "yeah", "yep", "sure", "ok", "okay", "correct", "confirm", "right"):
+			return 1
+		}
 	}
 	return 0
 }

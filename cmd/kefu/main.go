@@ -33,7 +33,10 @@ Commands:
             (kefu bench kb: knowledge-base indexing and search on generated articles;
              kefu bench http: load a running kefu serve with concurrent conversations)
   train     train an intent (and emotion) model from labelled data into a model bundle
-  eval      measure a model's accuracy and macro-F1 on labelled data
+  eval      measure a model on labelled data: per-class figures, confusions, handoff
+            threshold, calibration, latency; reports in JSON, Markdown and HTML;
+            cross-validation (--cv), model comparison (--compare), regression gate (--baseline)
+  test      run conversation test stories (YAML) against the bot, in process or at --url
   kb        import or export knowledge-base articles (YAML or CSV)
   version   print the version
 
@@ -63,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = trainCmd(ctx, args[1:], stdout, stderr)
 	case "eval":
 		err = evaluate(ctx, args[1:], stdout, stderr)
+	case "test":
+		err = testCmd(ctx, args[1:], stdout, stderr)
 	case "kb":
 		err = kbCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

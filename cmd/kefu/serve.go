@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"syscall"
 	"time"
 
@@ -74,41 +75,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer closeModel()
 
-	st, where, closeStore, err := store.open(ctx)
+	a, err := assemble(ctx, clf, store, *botDir, *handoffURL, *minConf, *stateTTL, *transcript, log)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	knowledge, err := kb.Open(ctx, st, kb.Options{MinConfidence: *minConf, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer knowledge.Close()
-	seeded, err := seedKB(ctx, knowledge)
-	if err != nil {
-		return fmt.Errorf("bundle kb: %w", err)
-	}
-	log.Info("knowledge base", "store", where, "searchable", knowledge.Len(), "seeded_from_bundle", seeded.Created)
-
-	b, botWhere, err := loadBot(*botDir)
-	if err != nil {
-		return err
-	}
-	if *handoffURL == "" {
-		*handoffURL = b.Handoff.URL
-	}
-	conv, err := setupConversations(b, store, *handoffURL, *stateTTL, *transcript, log)
-	if err != nil {
-		return err
-	}
-	eng := engine.New(clf)
-	conv.cfg.Bot = dialogs.NewMachine(b, nil)
-	conv.cfg.KB = knowledge
-	eng.Configure(conv.cfg)
-	boxCtx, stopBox := context.WithCancel(context.Background())
-	boxDone := make(chan struct{})
-	go func() { defer close(boxDone); conv.runBox(boxCtx) }()
-	defer func() { stopBox(); <-boxDone }()
+	defer a.close()
+	eng, knowledge := a.eng, a.knowledge
 	reload := func() (string, error) {
 		nb, where, err := loadBot(*botDir)
 		if err != nil {
@@ -132,7 +104,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			}
 		}()
 	}
-	log.Info("bot", "bot", botWhere, "flows", len(b.Flows), "state", conv.where, "handoff_url", *handoffURL)
 
 	api, err := httpapi.New(eng, httpapi.Config{BodyLimit: *bodyLimit, Logger: log, Keys: keys, KB: knowledge, Reload: reload, Version: version})
 	if err != nil {
@@ -208,4 +179,69 @@ func envOr(name, fallback string) string {
 		return v
 	}
 	return fallback
+}
+
+// noDelivery as assemble's handoff URL decides handoffs but delivers none (kefu test).
+const noDelivery = "-"
+
+// assembly is a running engine: knowledge base, bot, state store and outbox.
+type assembly struct {
+	eng       *engine.Engine
+	knowledge *kb.KB
+	close     func()
+}
+
+// assemble builds the engine that serve (and kefu test, in process) runs: the knowledge
+// base seeded from the bundle, the bot (--bot or the embedded demo), the state store and the
+// outbox delivering to handoffURL (default: the bot's handoff.url), running until close.
+func assemble(ctx context.Context, clf *models.Classifier, store *storeFlags, botDir, handoffURL string, minConf float64, ttl time.Duration, transcript int64, log *slog.Logger) (a *assembly, err error) {
+	var closers []func()
+	a = &assembly{close: func() {
+		for _, c := range slices.Backward(closers) {
+			c()
+		}
+	}}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	st, where, closeStore, err := store.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, closeStore)
+	if a.knowledge, err = kb.Open(ctx, st, kb.Options{MinConfidence: minConf, Logger: log}); err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { a.knowledge.Close() })
+	seeded, err := seedKB(ctx, a.knowledge)
+	if err != nil {
+		return nil, fmt.Errorf("bundle kb: %w", err)
+	}
+	log.Info("knowledge base", "store", where, "searchable", a.knowledge.Len(), "seeded_from_bundle", seeded.Created)
+	b, botWhere, err := loadBot(botDir)
+	if err != nil {
+		return nil, err
+	}
+	switch handoffURL {
+	case "":
+		handoffURL = b.Handoff.URL
+	case noDelivery:
+		handoffURL = ""
+	}
+	conv, err := setupConversations(b, store, handoffURL, ttl, transcript, log)
+	if err != nil {
+		return nil, err
+	}
+	a.eng = engine.New(clf)
+	conv.cfg.Bot = dialogs.NewMachine(b, nil)
+	conv.cfg.KB = a.knowledge
+	a.eng.Configure(conv.cfg)
+	boxCtx, stopBox := context.WithCancel(context.Background())
+	boxDone := make(chan struct{})
+	go func() { defer close(boxDone); conv.runBox(boxCtx) }()
+	closers = append(closers, func() { stopBox(); <-boxDone })
+	log.Info("bot", "bot", botWhere, "flows", len(b.Flows), "state", conv.where, "handoff_url", handoffURL)
+	return a, nil
 }

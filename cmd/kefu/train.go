@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,25 +20,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	load := dataFlags(fs)
 	out := fs.String("out", "", "bundle directory to write (required); replaced only when training succeeds")
 	validData := fs.String("valid-data", "", "validation files for early stopping instead of --valid-split (the head of --data; never trained on)")
-	valid := fs.Float64("valid-split", 0.1, "share of each label held out for validation and early stopping (0: none)")
-	seed := fs.Uint64("seed", 1, "random seed; the same seed, data and --workers give the same model")
-	name := fs.String("name", "kefu-model", "model name written to model.json")
-	ver := fs.String("model-version", "1", "model version written to model.json")
-	hidden := fs.Int("hidden", 112, "hidden units per head")
-	ensemble := fs.Int("ensemble", 4, "independently initialised networks per head, logits averaged")
-	epochs := fs.Int("epochs", 8, "most passes over the data (the learning rate falls to 0 over them)")
-	patience := fs.Int("patience", 4, "stop after this many epochs without a better validation macro-F1")
-	minDF := fs.Int("min-df", 2, "word bigrams and trigrams must occur in this many texts")
-	skip := fs.Bool("skip-grams", false, "also use pairs of tokens one apart as features")
-	maxVocab := fs.Int("max-vocab", 30000, "vocabulary size limit")
-	maxSeq := fs.Int("max-seq-len", 128, "tokens per text, [CLS] and [SEP] included")
-	workers := fs.Int("workers", 0, "training goroutines (default: one per CPU)")
-	lr := fs.Float64("lr", 0.002, "Adam learning rate")
-	dropout := fs.Float64("dropout", 0.3, "hidden-unit dropout")
-	featDrop := fs.Float64("feature-drop", 0.2, "probability of dropping each feature occurrence in training")
-	balance := fs.Float64("emotion-balance", 0.5, "class weight exponent for the emotion head: 0 none, 1 fully balanced")
-	refit := fs.Bool("refit", true, "after early stopping, train again on all data (validation included) for the best number of epochs")
-	decay := fs.Bool("lr-decay", true, "let the learning rate fall linearly to 0 over --epochs (and over the refit)")
+	config := trainFlags(fs, "workers")
 	quiet := fs.Bool("quiet", false, "print no progress")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -50,8 +33,9 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *head != "intent" && *head != "emotion" {
 		return fmt.Errorf("--head %q: want intent or emotion", *head)
 	}
-	if *valid < 0 || *valid >= 1 {
-		return fmt.Errorf("--valid-split %v: want 0 ≤ share < 1", *valid)
+	cfg, err := config()
+	if err != nil {
+		return err
 	}
 	sets := []train.Dataset{}
 	add := func(list, head string) error {
@@ -86,12 +70,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *quiet {
 		progress = io.Discard
 	}
-	cfg := train.Config{
-		Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, Patience: *patience, MinDF: *minDF, SkipGrams: *skip,
-		MaxVocab: *maxVocab, MaxSeqLen: *maxSeq, ValidSplit: *valid, Refit: *refit, LRDecay: *decay, Seed: *seed, Workers: *workers,
-		LR: *lr, Dropout: *dropout, FeatureDrop: *featDrop, Balance: map[string]float64{"emotion": *balance},
-		Progress: progress,
-	}
+	cfg.Progress = progress
 	start := time.Now()
 	rep, err := train.Train(ctx, cfg, sets, *out)
 	if err != nil {
@@ -118,4 +97,38 @@ func dataset(head string, ex []eval.Example) train.Dataset {
 		d.Where = append(d.Where, fmt.Sprintf("%s:%d", e.File, e.Line))
 	}
 	return d
+}
+
+// trainFlags adds the flags that shape training (shared by kefu train and kefu eval --cv;
+// workersFlag names the flag for training goroutines) and returns a function that reads them.
+func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, error) {
+	valid := fs.Float64("valid-split", 0.1, "share of each label held out for validation and early stopping (0: none)")
+	seed := fs.Uint64("seed", 1, "random seed; the same seed, data and --"+workersFlag+" give the same model")
+	name := fs.String("name", "kefu-model", "model name written to model.json")
+	ver := fs.String("model-version", "1", "model version written to model.json")
+	hidden := fs.Int("hidden", 112, "hidden units per head")
+	ensemble := fs.Int("ensemble", 4, "independently initialised networks per head, logits averaged")
+	epochs := fs.Int("epochs", 8, "most passes over the data (the learning rate falls to 0 over them)")
+	patience := fs.Int("patience", 4, "stop after this many epochs without a better validation macro-F1")
+	minDF := fs.Int("min-df", 2, "word bigrams and trigrams must occur in this many texts")
+	skip := fs.Bool("skip-grams", false, "also use pairs of tokens one apart as features")
+	maxVocab := fs.Int("max-vocab", 30000, "vocabulary size limit")
+	maxSeq := fs.Int("max-seq-len", 128, "tokens per text, [CLS] and [SEP] included")
+	workers := fs.Int(workersFlag, 0, "training goroutines (default: one per CPU)")
+	lr := fs.Float64("lr", 0.002, "Adam learning rate")
+	dropout := fs.Float64("dropout", 0.3, "hidden-unit dropout")
+	featDrop := fs.Float64("feature-drop", 0.2, "probability of dropping each feature occurrence in training")
+	balance := fs.Float64("emotion-balance", 0.5, "class weight exponent for the emotion head: 0 none, 1 fully balanced")
+	refit := fs.Bool("refit", true, "after early stopping, train again on all data (validation included) for the best number of epochs")
+	decay := fs.Bool("lr-decay", true, "let the learning rate fall linearly to 0 over --epochs (and over the refit)")
+	return func() (train.Config, error) {
+		if *valid < 0 || *valid >= 1 {
+			return train.Config{}, fmt.Errorf("--valid-split %v: want 0 ≤ share < 1", *valid)
+		}
+		return train.Config{
+			Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, Patience: *patience, MinDF: *minDF, SkipGrams: *skip,
+			MaxVocab: *maxVocab, MaxSeqLen: *maxSeq, ValidSplit: *valid, Refit: *refit, LRDecay: *decay, Seed: *seed, Workers: *workers,
+			LR: *lr, Dropout: *dropout, FeatureDrop: *featDrop, Balance: map[string]float64{"emotion": *balance},
+		}, nil
+	}
 }

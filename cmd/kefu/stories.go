@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kefu-ai/kefu/eval"
+)
+
+var errStoriesFailed = errors.New("stories failed")
+
+// testCmd runs conversation test stories against the bot in this process or a running server.
+func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("test", "[--bot DIR | --url URL] [flags] STORIES.yaml|DIR…", stderr)
+	botDir := fs.String("bot", "", "bot bundle to test in this process (default: the embedded demo bot)")
+	modelDir := fs.String("model", "", "model bundle for the in-process bot (default: the embedded demo model)")
+	serverURL := fs.String("url", "", "test a running kefu serve at this base URL instead, e.g. http://127.0.0.1:8080")
+	key := fs.String("key", os.Getenv("KEFU_API_KEY"), "API key for --url ($KEFU_API_KEY)")
+	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
+	openRuntime := ortFlag(fs)
+	cfg := modelFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "kefu test: name story files or folders")
+		fs.Usage()
+		return errUsage
+	}
+	if *serverURL != "" && (*botDir != "" || *modelDir != "") {
+		return fmt.Errorf("--url tests a running server: --bot and --model are for the in-process bot")
+	}
+	var stories []eval.Story
+	for _, p := range fs.Args() {
+		files, err := storyFiles(p)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			s, err := eval.ParseStories(f, data)
+			if err != nil {
+				return err
+			}
+			stories = append(stories, s...)
+		}
+	}
+	var chat eval.Chat
+	if *serverURL != "" {
+		chat = &eval.HTTPChat{URL: *serverURL, Key: *key}
+	} else {
+		clf, _, closeModel, err := openModel(openRuntime, *modelDir, *cfg)
+		if err != nil {
+			return err
+		}
+		defer closeModel()
+		tmp, err := os.MkdirTemp("", "kefu-test-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		none, prefix := "", "kefu"
+		store := &storeFlags{redisURL: &none, prefix: &prefix, dataDir: &tmp}
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+		// No handoff URL: handoffs are decided and checked, not delivered.
+		a, err := assemble(ctx, clf, store, *botDir, noDelivery, 0.3, time.Hour, 0, log)
+		if err != nil {
+			return err
+		}
+		defer a.close()
+		chat = a.eng
+	}
+	run := time.Now().UnixMilli()
+	var results []eval.StoryResult
+	failed := 0
+	for i, st := range stories {
+		id := fmt.Sprintf("story-%d-%d", run, i+1)
+		r := eval.RunStory(ctx, chat, st, id)
+		if !r.Passed {
+			failed++
+		}
+		results = append(results, r)
+	}
+	eval.WriteStoryResults(stdout, results)
+	if *jsonOut != "" {
+		data, err := json.MarshalIndent(results, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonOut, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%w: %d of %d", errStoriesFailed, failed, len(results))
+	}
+	return nil
+}
+
+// storyFiles is path itself, or the .yaml/.yml files in the folder path.
+func storyFiles(path string) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{path}, nil
+	}
+	var out []string
+	for _, pat := range []string{"*.yaml", "*.yml"} {
+		m, _ := filepath.Glob(filepath.Join(path, pat))
+		out = append(out, m...)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no .yaml story files", path)
+	}
+	return out, nil
+}
