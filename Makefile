@@ -23,6 +23,7 @@ ort:
 ## test: every test, with the race detector, against the real ONNX Runtime and Redis
 test:
 	$(GO) vet ./...
+	scripts/browser.sh
 	KEFU_ORT_LIB=$(ORT_LIB) scripts/with-redis.sh $(GO) test -race -count=1 -timeout 20m ./...
 
 ## bench: kefu bench on the BERT-shaped 4×256 model, the KB on 100,000 articles, then the Go benchmarks

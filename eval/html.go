@@ -45,7 +45,11 @@ func heatmapSVG(r *Report) string {
 	}
 	cell := math.Max(6, math.Min(28, 720/float64(n)))
 	font := math.Min(11, cell-1)
-	margin := 150.0
+	longest := 0
+	for _, c := range r.Classes {
+		longest = max(longest, min(22, len([]rune(c.Label))))
+	}
+	margin := math.Max(40, math.Min(150, 16+0.62*font*float64(longest)))
 	size := margin + cell*float64(n) + 10
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg id="heatmap" xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="%.1f">`, size, size, size, size, font)
@@ -56,21 +60,23 @@ func heatmapSVG(r *Report) string {
 		fmt.Fprintf(&b, `<text class="row-label" x="%.1f" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`, margin-4, y, label)
 		fmt.Fprintf(&b, `<text class="col-label" x="0" y="0" transform="translate(%.1f %.1f) rotate(-60)" dominant-baseline="middle">%s</text>`, y, margin-4, label)
 	}
+	// The grid, then a cell only where the count is not zero (a 150-label matrix is mostly
+	// empty, and the page stays small).
+	end := margin + cell*float64(n)
+	fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#fff" stroke="#ccc"/>`, margin, margin, end-margin, end-margin)
+	for i := 1; i < n; i++ {
+		v := margin + cell*float64(i)
+		fmt.Fprintf(&b, `<path d="M%.1f %.1fV%.1fM%.1f %.1fH%.1f" stroke="#eee" stroke-width="0.5"/>`, v, margin, end, margin, v, end)
+	}
 	for i, row := range r.Confusion {
 		support := r.Classes[i].Support
 		for j, count := range row {
-			share := 0.0
-			if support > 0 {
-				share = float64(count) / float64(support)
+			if count == 0 {
+				continue
 			}
-			fill := "#ffffff"
-			if count > 0 {
-				fill = shade(share, i == j)
-			}
-			fmt.Fprintf(&b, `<rect class="cell" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" stroke="#e4e4e4" stroke-width="0.5" data-gold="%s" data-predicted="%s" data-count="%d"><title>%s → %s: %d of %d</title></rect>`,
-				margin+cell*float64(j), margin+cell*float64(i), cell, cell, fill,
-				html.EscapeString(r.Classes[i].Label), html.EscapeString(r.Classes[j].Label), count,
-				html.EscapeString(r.Classes[i].Label), html.EscapeString(r.Classes[j].Label), count, support)
+			gold, pred := html.EscapeString(r.Classes[i].Label), html.EscapeString(r.Classes[j].Label)
+			fmt.Fprintf(&b, `<rect class="cell" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" data-gold="%s" data-predicted="%s" data-count="%d"><title>%s → %s: %d of %d</title></rect>`,
+				margin+cell*float64(j), margin+cell*float64(i), cell, cell, shade(float64(count)/float64(max(1, support)), i == j), gold, pred, count, gold, pred, count, support)
 		}
 	}
 	b.WriteString(`</svg>`)

@@ -53,7 +53,7 @@ type Options struct {
 	OOSLabel string
 	// Threshold is the confidence below which a prediction counts as out of scope.
 	Threshold float64
-	// TargetPrecision is the precision the threshold sweep looks for (default 0.9).
+	// TargetPrecision is the precision the threshold sweep looks for (default 0.95).
 	TargetPrecision float64
 	// Bins is the number of calibration bins (default 10).
 	Bins int
@@ -64,7 +64,7 @@ type Options struct {
 // the threshold sweep, where they are the examples to hand off.
 func NewReport(model ModelInfo, head string, data []string, preds []Prediction, labels []string, o Options) Report {
 	if o.TargetPrecision == 0 {
-		o.TargetPrecision = 0.9
+		o.TargetPrecision = 0.95
 	}
 	if o.Bins == 0 {
 		o.Bins = 10

@@ -28,7 +28,7 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	threshold := fs.Float64("threshold", 0, "confidence below which a prediction counts as out of scope (with --oos-label)")
 	thresholdData := fs.String("threshold-data", "", "pick --threshold on these files instead: the highest with in-scope accuracy ≥ --min-in-scope")
 	minInScope := fs.Float64("min-in-scope", 0.9, "in-scope accuracy to keep when picking the threshold")
-	target := fs.Float64("target-precision", 0.9, "precision of the bot's answers the threshold sweep recommends a handoff threshold for")
+	target := fs.Float64("target-precision", 0.95, "precision of the bot's answers the threshold sweep recommends a handoff threshold for")
 	bins := fs.Int("bins", 10, "calibration bins")
 	latency := fs.Int("latency-samples", 200, "texts classified one at a time for latency p50/p99 (0: skip)")
 	compare := fs.String("compare", "", "a second model bundle to measure on the same data, with McNemar's test")
