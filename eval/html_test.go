@@ -95,7 +95,7 @@ func TestHTMLReportInBrowser(t *testing.T) {
 		Mistakes: document.querySelectorAll("#misclassified tr").length - 1,
 	}`, &dom)
 	// Non-zero cells: (a,a) 2, (a,b) 1, (b,b) 1, (b,c) 1, (c,c) 1.
-	if dom.Cells != 5 || dom.AB != "1" || dom.Title != "a → a: 2 of 3" || dom.HeatmapWidth < 200 {
+	if dom.Cells != 5 || dom.AB != "1" || dom.Title != "a → a: 2 of 3" || dom.HeatmapWidth < 3*28 { // three 28-px columns at least
 		t.Errorf("heatmap: %+v", dom)
 	}
 	// Known-label confidences 0.95, 0.85, 0.75, 0.65, 0.55, 0.45: six non-empty bins.
