@@ -79,9 +79,9 @@ func TestHTMLReportInBrowser(t *testing.T) {
 	b.Open("file://" + page)
 	var dom struct {
 		Cells, Bars, Rows, Mistakes, Diagonal int
-		AB, Title                   string
-		Lines                       []string
-		HeatmapWidth                float64
+		AB, Title                             string
+		Lines                                 []string
+		HeatmapWidth                          float64
 	}
 	b.Eval(`return {
 		Cells: document.querySelectorAll("svg#heatmap rect.cell").length,

@@ -100,6 +100,10 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		took := time.Since(start)
+		if report := eval.ScorePredictions(preds, labels); report.N == 0 {
+			return fmt.Errorf("none of the data's labels (%s) is a label of the model's %s head (%s): wrong --head or wrong model?",
+				strings.Join(firstN(report.UnknownLabels, 8), ", "), *head, strings.Join(firstN(labels, 8), ", "))
+		}
 		if *thresholdData != "" && *oosLabel != "" {
 			cal, err := load(*thresholdData, *head)
 			if err != nil {
@@ -114,10 +118,6 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "threshold %.4f picked on %s: in-scope accuracy %.4f, oos recall %.4f\n", opts.Threshold, *thresholdData, c.InScopeAccuracy, c.Recall)
 		}
 		report = eval.NewReport(info, *head, dataList, preds, labels, opts)
-		if report.N == 0 {
-			return fmt.Errorf("none of the data's labels (%s) is a label of the model's %s head (%s): wrong --head or wrong model?",
-				strings.Join(firstN(report.UnknownLabels, 8), ", "), *head, strings.Join(firstN(labels, 8), ", "))
-		}
 		if *latency > 0 {
 			l, err := measureLatency(ctx, clf, examples, *latency)
 			if err != nil {
