@@ -40,6 +40,7 @@ fuzz:
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./models -run '^$$' -fuzz '^FuzzClassify$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./eval -run '^$$' -fuzz '^FuzzParseNLU$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./eval -run '^$$' -fuzz '^FuzzParseClinc$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./eval -run '^$$' -fuzz '^FuzzParseStories$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./kb -run '^$$' -fuzz '^FuzzParseFiles$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./engine/httpapi -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./engine/httpapi -run '^$$' -fuzz '^FuzzMessageRequest$$' -fuzztime $(FUZZTIME)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kefu-ai/kefu/internal/testenv"
 )
@@ -142,5 +143,24 @@ func TestEvalCrossValidation(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "cv        3 folds: accuracy") {
 		t.Errorf("stdout:\n%s", stdout)
+	}
+}
+
+func TestProgressBar(t *testing.T) {
+	if got := renderBar("classify", 1540, 3080, 2500*time.Millisecond); got != "\rclassify  [###############---------------] 1540/3080   2.5s" {
+		t.Errorf("%q", got)
+	}
+	if got := renderBar("x", 5, 5, 0); !strings.Contains(got, "[##############################] 5/5") {
+		t.Errorf("%q", got)
+	}
+	// Not a terminal (a file, a pipe) or $CI set: no bar, so logs get no carriage returns.
+	f, _ := os.CreateTemp(t.TempDir(), "log")
+	defer f.Close()
+	if progressBar(f, "x", 10) != nil {
+		t.Error("a bar on a plain file")
+	}
+	t.Setenv("CI", "true")
+	if progressBar(os.Stderr, "x", 10) != nil {
+		t.Error("a bar under CI")
 	}
 }

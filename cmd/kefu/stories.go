@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kefu-ai/kefu/eval"
@@ -62,6 +64,9 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var chat eval.Chat
 	if *serverURL != "" {
 		chat = &eval.HTTPChat{URL: *serverURL, Key: *key}
+		if err := checkReady(ctx, *serverURL); err != nil {
+			return err
+		}
 	} else {
 		clf, _, closeModel, err := openModel(openRuntime, *modelDir, *cfg)
 		if err != nil {
@@ -129,4 +134,23 @@ func storyFiles(path string) ([]string, error) {
 		return nil, fmt.Errorf("%s: no .yaml story files", path)
 	}
 	return out, nil
+}
+
+// checkReady asks a server's /readyz once, so that an unreachable URL is one clear error.
+func checkReady(ctx context.Context, base string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/readyz", nil)
+	if err != nil {
+		return fmt.Errorf("--url %q: %w", base, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach kefu at %s: %w", base, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("kefu at %s is not ready: /readyz answered %s", base, resp.Status)
+	}
+	return nil
 }

@@ -98,6 +98,10 @@ func TestDemoBotStories(t *testing.T) {
 		t.Fatalf("--url: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 
+	if code, _, stderr := kefu(t, env, "test", "--url", "http://"+freeAddr(t), stories); code != 1 || !strings.Contains(stderr, "cannot reach kefu at http://") {
+		t.Errorf("unreachable --url: exit %d, %q", code, stderr)
+	}
+
 	// A story that expects the wrong thing fails with a diff naming the step and its line.
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte(`stories:
