@@ -51,8 +51,9 @@ func heatmapSVG(r *Report) string {
 	}
 	margin := math.Max(40, math.Min(150, 16+0.62*font*float64(longest)))
 	size := margin + cell*float64(n) + 10
+	width := size + margin/2 // the last column labels lean right
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg id="heatmap" xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="%.1f">`, size, size, size, size, font)
+	fmt.Fprintf(&b, `<svg id="heatmap" xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif" font-size="%.1f">`, width, size, width, size, font)
 	fmt.Fprintf(&b, `<text x="%.1f" y="12" font-size="12" font-weight="bold">predicted →</text><text x="12" y="%.1f" font-size="12" font-weight="bold" transform="rotate(-90 12 %.1f)">← gold</text>`, margin, margin+60, margin+60)
 	for i, c := range r.Classes {
 		label := html.EscapeString(shorten(c.Label, 22))
