@@ -2,6 +2,7 @@ package eval
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -262,7 +263,7 @@ func RunStory(ctx context.Context, chat Chat, st Story, id string) StoryResult {
 			}
 		} else {
 			var err error
-			got, err = chat.Message(ctx, id, engine.MessageRequest{Text: step.User, Lang: firstNonEmpty(step.Lang, st.Lang), Channel: st.Channel, Customer: st.Customer, Metadata: st.Metadata})
+			got, err = chat.Message(ctx, id, engine.MessageRequest{Text: step.User, Lang: cmp.Or(step.Lang, st.Lang), Channel: st.Channel, Customer: st.Customer, Metadata: st.Metadata})
 			if err != nil {
 				res.Error = fmt.Sprintf("step %d (line %d) %q: %v", i+1, step.Line, step.User, err)
 				return res
@@ -280,13 +281,6 @@ func RunStory(ctx context.Context, chat Chat, st Story, id string) StoryResult {
 	}
 	res.Passed = true
 	return res
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func replies(r *engine.MessageResult) []string {

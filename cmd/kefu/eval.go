@@ -229,11 +229,7 @@ func crossValidate(ctx context.Context, rt *models.Runtime, cfg models.Config, t
 			labels = append(labels, e.Label)
 		}
 	}
-	name := tc.Name
-	if name == "" {
-		name = "kefu-model"
-	}
-	r := eval.NewReport(eval.ModelInfo{Name: name, Version: fmt.Sprintf("%d-fold cross-validation", k), Dir: "(trained per fold)"}, head, data, preds, labels, opts)
+	r := eval.NewReport(eval.ModelInfo{Name: tc.Name, Version: fmt.Sprintf("%d-fold cross-validation", k), Dir: "(trained per fold)"}, head, data, preds, labels, opts)
 	r.CV = &cv
 	return r, nil
 }
