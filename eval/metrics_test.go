@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -247,6 +248,47 @@ func TestFoldsAndCrossValidate(t *testing.T) {
 	for i, p := range preds {
 		if p.Text != ex[i].Text {
 			t.Errorf("out-of-fold prediction %d is for %q", i, p.Text)
+		}
+	}
+}
+
+// TestThresholdSweepMatchesEveryCandidate checks the one-pass sweep against measuring every
+// candidate threshold with sweepAt, on random predictions with tied confidences.
+func TestThresholdSweepMatchesEveryCandidate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	labels := []string{"a", "b", "c", "oos"}
+	for trial := range 200 {
+		var preds []Prediction
+		for range 1 + rng.IntN(40) {
+			preds = append(preds, Prediction{Gold: labels[rng.IntN(4)], Label: labels[rng.IntN(4)], Confidence: float64(rng.IntN(11)) / 10})
+		}
+		oos := []string{"", "oos"}[trial%2]
+		target := []float64{0.5, 0.8, 0.95, 1}[trial%4]
+		want := Sweep{Target: target}
+		best := SweepPoint{Precision: -1}
+		cands := []float64{0}
+		for _, p := range preds {
+			if oos == "" || p.Label != oos {
+				cands = append(cands, p.Confidence)
+			}
+		}
+		slices.Sort(cands)
+		for _, c := range slices.Compact(cands) {
+			pt := sweepAt(preds, oos, c)
+			if pt.Coverage > 0 && pt.Precision >= target {
+				want.Recommended, want.Reached, want.At = c, true, pt
+				break
+			}
+			if pt.Coverage > 0 && pt.Precision > best.Precision {
+				best = pt
+			}
+		}
+		if !want.Reached && best.Precision >= 0 {
+			want.Recommended, want.At = best.Threshold, best
+		}
+		got := ThresholdSweep(preds, oos, target)
+		if got.Recommended != want.Recommended || got.Reached != want.Reached || got.At != want.At {
+			t.Fatalf("trial %d: got %v %v %+v, want %v %v %+v", trial, got.Recommended, got.Reached, got.At, want.Recommended, want.Reached, want.At)
 		}
 	}
 }

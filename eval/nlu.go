@@ -45,17 +45,10 @@ func (e *DataError) Error() string {
 //
 // name is used in errors. Every example keeps its file and line.
 func ParseNLU(name string, data []byte) ([]Example, error) {
-	if !utf8.Valid(data) {
-		return nil, &DataError{File: name, Msg: "not UTF-8 text"}
+	root, err := yamlRoot(name, data)
+	if err != nil {
+		return nil, err
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, &DataError{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-	}
-	if len(doc.Content) == 0 {
-		return nil, &DataError{File: name, Msg: "empty file"}
-	}
-	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return nil, &DataError{File: name, Line: root.Line, Msg: "want a mapping with intents and emotions"}
 	}
@@ -81,6 +74,21 @@ func ParseNLU(name string, data []byte) ([]Example, error) {
 		return nil, &DataError{File: name, Msg: "no examples"}
 	}
 	return out, nil
+}
+
+// yamlRoot parses a UTF-8 YAML file and returns its top node; name is used in errors.
+func yamlRoot(name string, data []byte) (*yaml.Node, error) {
+	if !utf8.Valid(data) {
+		return nil, &DataError{File: name, Msg: "not UTF-8 text"}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &DataError{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if len(doc.Content) == 0 {
+		return nil, &DataError{File: name, Msg: "empty file"}
+	}
+	return doc.Content[0], nil
 }
 
 func parseLabels(file, head string, n *yaml.Node) ([]Example, error) {

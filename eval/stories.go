@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -73,17 +72,10 @@ func ParseStories(name string, data []byte) ([]Story, error) {
 	fail := func(line int, format string, args ...any) error {
 		return &DataError{File: name, Line: line, Msg: fmt.Sprintf(format, args...)}
 	}
-	if !utf8.Valid(data) {
-		return nil, fail(0, "not UTF-8 text")
+	root, err := yamlRoot(name, data)
+	if err != nil {
+		return nil, err
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fail(0, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	if len(doc.Content) == 0 {
-		return nil, fail(0, "empty file")
-	}
-	root := doc.Content[0]
 	list := mapValue(root, "stories")
 	if root.Kind != yaml.MappingNode || list == nil || list.Kind != yaml.SequenceNode || len(root.Content) != 2 {
 		return nil, fail(root.Line, "want one key, stories, holding a list of stories")

@@ -41,28 +41,47 @@ func ThresholdSweep(preds []Prediction, oosLabel string, target float64) Sweep {
 		s.Points = append(s.Points, sweepAt(preds, oosLabel, float64(i)/50))
 	}
 	// Candidates are 0 and every confidence the bot could answer with; coverage falls as
-	// the threshold rises, so the first candidate that reaches the target is the best.
-	cands := []float64{0}
+	// the threshold rises, so the first candidate that reaches the target is the best. One
+	// pass over the answerable predictions by rising confidence keeps the counts: a
+	// prediction leaves the answered set once the threshold passes its confidence.
+	var answerable []Prediction
+	right := 0
 	for _, p := range preds {
 		if oosLabel == "" || p.Label != oosLabel {
-			cands = append(cands, p.Confidence)
+			answerable = append(answerable, p)
+			if p.Correct() {
+				right++
+			}
 		}
 	}
-	slices.Sort(cands)
+	slices.SortFunc(answerable, func(a, b Prediction) int { return cmp.Compare(a.Confidence, b.Confidence) })
+	cands := []float64{0}
+	for _, p := range answerable {
+		cands = append(cands, p.Confidence)
+	}
 	cands = slices.Compact(cands)
-	best := SweepPoint{Precision: -1}
+	bestT, bestPrecision, next := 0.0, -1.0, 0
 	for _, t := range cands {
-		pt := sweepAt(preds, oosLabel, t)
-		if pt.Precision >= target && pt.Coverage > 0 {
-			s.Recommended, s.Reached, s.At = t, true, pt
+		for ; next < len(answerable) && answerable[next].Confidence < t; next++ {
+			if answerable[next].Correct() {
+				right--
+			}
+		}
+		answered := len(answerable) - next
+		if answered == 0 {
+			break
+		}
+		precision := ratio(right, answered)
+		if precision >= target {
+			s.Recommended, s.Reached, s.At = t, true, sweepAt(preds, oosLabel, t)
 			return s
 		}
-		if pt.Coverage > 0 && pt.Precision > best.Precision {
-			best = pt
+		if precision > bestPrecision {
+			bestT, bestPrecision = t, precision
 		}
 	}
-	if best.Precision >= 0 {
-		s.Recommended, s.At = best.Threshold, best
+	if bestPrecision >= 0 {
+		s.Recommended, s.At = bestT, sweepAt(preds, oosLabel, bestT)
 	}
 	return s
 }
