@@ -112,6 +112,10 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 	patience := fs.Int("patience", 4, "stop after this many epochs without a better validation macro-F1")
 	minDF := fs.Int("min-df", 2, "word bigrams and trigrams must occur in this many texts")
 	skip := fs.Bool("skip-grams", false, "also use pairs of tokens one apart as features")
+	charWeight := fs.Float64("char-weight", 0.5, "weight of a token's character n-grams relative to the token itself")
+	vectors := fs.String("vectors", "", "pretrained word vectors, GloVe or fastText text format (scripts/vectors.sh fetches GloVe 6B 100d)")
+	vectorWords := fs.Int("vector-words", 20000, "with --vectors: add this many of the most frequent vector words the data lacks to the vocabulary")
+	vectorWeight := fs.Float64("vector-weight", 3, "with --vectors: weight of a token's vector relative to the token itself")
 	maxVocab := fs.Int("max-vocab", 30000, "vocabulary size limit")
 	maxSeq := fs.Int("max-seq-len", 128, "tokens per text, [CLS] and [SEP] included")
 	workers := fs.Int(workersFlag, 0, "training goroutines (default: one per CPU)")
@@ -125,7 +129,23 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 		if *valid < 0 || *valid >= 1 {
 			return train.Config{}, fmt.Errorf("--valid-split %v: want 0 ≤ share < 1", *valid)
 		}
+		switch {
+		case *charWeight <= 0:
+			return train.Config{}, fmt.Errorf("--char-weight %v: want a weight > 0", *charWeight)
+		case *vectorWeight <= 0:
+			return train.Config{}, fmt.Errorf("--vector-weight %v: want a weight > 0", *vectorWeight)
+		case *vectorWords < 0:
+			return train.Config{}, fmt.Errorf("--vector-words %d: want a count ≥ 0", *vectorWords)
+		}
+		var vecs *train.Vectors
+		if *vectors != "" {
+			var err error
+			if vecs, err = train.LoadVectors(*vectors, 0); err != nil {
+				return train.Config{}, fmt.Errorf("--vectors: %w", err)
+			}
+		}
 		return train.Config{
+			CharWeight: *charWeight, Vectors: vecs, VectorWords: *vectorWords, VectorWeight: *vectorWeight,
 			Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, Patience: *patience, MinDF: *minDF, SkipGrams: *skip,
 			MaxVocab: *maxVocab, MaxSeqLen: *maxSeq, ValidSplit: *valid, Refit: *refit, LRDecay: *decay, Seed: *seed, Workers: *workers,
 			LR: *lr, Dropout: *dropout, FeatureDrop: *featDrop, Balance: map[string]float64{"emotion": *balance},

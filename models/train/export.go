@@ -50,6 +50,14 @@ func graph(n *net, fz *featurizer) *onnx.Model {
 			}
 			tokW[id] += f.w * f.w
 		}
+		if fz.vecs != nil && fz.vecs[id] != nil {
+			for d, x := range fz.vecs[id] {
+				for j, v := range row(fz.vecBase + int32(d)) {
+					dst[j] += x * v
+				}
+			}
+			tokW[id] += fz.vecW2[id]
+		}
 	}
 	K := len(fz.ngWeights)
 	ngT, ngW := make([]float32, (K+1)*C), make([]float32, K+1) // row K: nothing

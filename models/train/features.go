@@ -37,6 +37,9 @@ type featurizer struct {
 	ngWeights []float32   // IDF of each n-gram, by its row relative to ngStart
 	ngStart   int32       // first n-gram row
 	charRows  int         // rows of character n-grams
+	vecBase   int32       // first row of the word-vector projection (when vectors are used)
+	vecs      [][]float32 // per vocabulary id: its weighted unit word vector, or nil
+	vecW2     []float32   // per vocabulary id: the squared weight of its vector
 }
 
 // hashTable stores n-gram keys with two choices of bucket: key mod P, else P + key mod Q
@@ -122,7 +125,17 @@ func charGrams(tok string) []string {
 // newFeaturizer counts document frequencies over the encoded training texts and builds the
 // feature space: every vocabulary id, every character n-gram of the vocabulary, and the word
 // bigrams and trigrams (and, with skip, pairs of tokens one apart) seen in at least minDF texts.
-func newFeaturizer(vocab []string, docs [][]int64, minDF int, skip bool) *featurizer {
+// featureConfig is what shapes the feature space (see Config).
+type featureConfig struct {
+	minDF        int
+	skip         bool
+	charWeight   float64
+	vectors      *Vectors
+	vectorWeight float64
+}
+
+func newFeaturizer(vocab []string, docs [][]int64, fc featureConfig) *featurizer {
+	minDF, skip, vectors := fc.minDF, fc.skip, fc.vectors
 	V := len(vocab)
 	f := &featurizer{vocab: V}
 	charID := map[string]int32{}
@@ -216,14 +229,61 @@ func newFeaturizer(vocab []string, docs [][]int64, minDF int, skip bool) *featur
 	f.rows = base + len(weights)
 	f.tokFeats = make([][]feature, V)
 	for id := len(Specials); id < V; id++ {
-		feats := []feature{{row: int32(id), w: idf(df[id])}}
+		var feats []feature
+		if df[id] > 0 {
+			feats = append(feats, feature{row: int32(id), w: idf(df[id])})
+		}
 		for _, g := range tokGrams[id] {
-			feats = append(feats, feature{row: g, w: idf(df[g])})
+			if df[g] > 0 {
+				feats = append(feats, feature{row: g, w: float32(fc.charWeight) * idf(df[g])})
+			}
 		}
 		f.tokFeats[id] = feats
 	}
+	if vectors != nil {
+		f.vecBase = int32(f.rows)
+		f.rows += vectors.Dim
+		f.vecs = make([][]float32, V)
+		f.vecW2 = make([]float32, V)
+		for id := len(Specials); id < V; id++ {
+			u := vectors.Vec(vocab[id])
+			if u == nil {
+				continue
+			}
+			w := float32(fc.vectorWeight) * idf(df[id])
+			f.vecs[id] = make([]float32, len(u))
+			for i, x := range u {
+				f.vecs[id][i] = w * x
+			}
+			f.vecW2[id] = w * w
+		}
+	}
 	f.ngWeights = weights
 	return f
+}
+
+// vecFeatures appends the text's summed word vector as features of the projection rows and
+// returns the correction to the squared norm: the graph adds each token's squared vector
+// weight, not the square of the sum.
+func (f *featurizer) vecFeatures(dst []feature, ids []int64) ([]feature, float32) {
+	if f.vecs == nil {
+		return dst, 0
+	}
+	sum := make([]float32, f.rows-int(f.vecBase))
+	var w2 float32
+	for _, id := range ids {
+		if v := f.vecs[id]; v != nil {
+			for i, x := range v {
+				sum[i] += x
+			}
+			w2 += f.vecW2[id]
+		}
+	}
+	for i, x := range sum {
+		dst = append(dst, feature{row: f.vecBase + int32(i), w: x})
+		w2 -= x * x
+	}
+	return dst, w2
 }
 
 // features appends the features of one encoded text.

@@ -52,6 +52,7 @@ type scratch struct {
 	drop        []bool
 	p, logits   []float64
 	inv         float32 // 1/‖w‖ of the last text forward saw
+	den         float32 // added to the squared norm of the next text's features
 }
 
 func newScratch(n *net) *scratch {
@@ -63,9 +64,9 @@ func newScratch(n *net) *scratch {
 		dz: make([]float32, maxH), dl: make([]float32, maxL), drop: make([]bool, maxH), p: make([]float64, maxL), logits: make([]float64, maxL)}
 }
 
-// norm is 1/‖w‖ of a text's features.
-func norm(feats []feature) float32 {
-	var s float64
+// norm is 1/‖w‖ of a text's features, den added to the squared norm.
+func norm(feats []feature, den float32) float32 {
+	s := float64(den)
 	for _, f := range feats {
 		s += float64(f.w) * float64(f.w)
 	}
@@ -77,7 +78,7 @@ func norm(feats []feature) float32 {
 func (n *net) forward(hd *headNet, feats []feature, s *scratch, dropout float32, rng *rand.Rand) []float64 {
 	x := s.x[:hd.h]
 	clear(x)
-	inv := norm(feats)
+	inv := norm(feats, s.den)
 	s.inv = inv
 	for _, f := range feats {
 		row := n.E[int(f.row)*n.cols+hd.off : int(f.row)*n.cols+hd.off+hd.h]

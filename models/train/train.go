@@ -46,8 +46,12 @@ type Config struct {
 	FeatureDrop   float64 // probability of dropping each feature occurrence in training (default 0.2)
 	Smoothing     float64 // label smoothing (default 0.1)
 	Balance       map[string]float64
-	MinDF         int     // word n-grams need this many texts (default 2)
+	MinDF         int     // word n-grams need this many texts (default 3)
 	SkipGrams     bool    // also pairs of tokens one apart ("my _ order")
+	CharWeight    float64 // weight of character n-grams relative to whole tokens (default 0.5)
+	Vectors       *Vectors
+	VectorWords   int     // with Vectors: the most frequent vector words added to the vocabulary (0: none)
+	VectorWeight  float64 // with Vectors: weight of a token's vector relative to its unigram (default 3)
 	MaxVocab      int     // vocabulary size limit (default 30000)
 	MaxSeqLen     int     // tokens per text (default 128)
 	ValidSplit    float64 // share of each label held out for validation and early stopping (0: none)
@@ -83,6 +87,8 @@ func (c Config) withDefaults() Config {
 	deff(&c.Dropout, 0.3)
 	deff(&c.FeatureDrop, 0.2)
 	deff(&c.Smoothing, 0.1)
+	deff(&c.CharWeight, 0.5)
+	deff(&c.VectorWeight, 3)
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
@@ -100,18 +106,19 @@ func (c Config) withDefaults() Config {
 
 // Report is what training did; it is written into model.json under "training".
 type Report struct {
-	Method   string       `json:"method"`
-	Seed     uint64       `json:"seed"`
-	Vocab    int          `json:"vocab"`
-	Features FeatureCount `json:"features"`
-	Hidden   int          `json:"hidden_per_head"`
-	Ensemble int          `json:"ensemble"`
-	Epochs   int          `json:"epochs"`
-	Best     int          `json:"best_epoch"`
-	Refit    bool         `json:"refit_on_all_data"`
-	Seconds  float64      `json:"seconds"`
-	Heads    []HeadReport `json:"heads"`
-	Warnings []string     `json:"warnings,omitempty"`
+	Method   string        `json:"method"`
+	Seed     uint64        `json:"seed"`
+	Vocab    int           `json:"vocab"`
+	Features FeatureCount  `json:"features"`
+	Vectors  *VectorReport `json:"word_vectors,omitempty"`
+	Hidden   int           `json:"hidden_per_head"`
+	Ensemble int           `json:"ensemble"`
+	Epochs   int           `json:"epochs"`
+	Best     int           `json:"best_epoch"`
+	Refit    bool          `json:"refit_on_all_data"`
+	Seconds  float64       `json:"seconds"`
+	Heads    []HeadReport  `json:"heads"`
+	Warnings []string      `json:"warnings,omitempty"`
 }
 
 // FeatureCount sizes the feature space.
@@ -121,6 +128,13 @@ type FeatureCount struct {
 	Bigrams   int `json:"word_bigrams"`
 	Trigrams  int `json:"word_trigrams"`
 	Skip      int `json:"skip_bigrams,omitempty"`
+}
+
+// VectorReport says how pretrained word vectors were used.
+type VectorReport struct {
+	Dim    int `json:"dim"`
+	Tokens int `json:"tokens_with_vector"`
+	Added  int `json:"words_added_to_vocabulary"`
 }
 
 // HeadReport is one head's data and validation figures.
@@ -139,6 +153,7 @@ type example struct {
 	head  int
 	label int
 	feats []feature
+	den   float32 // added to the squared norm of feats (see vecFeatures)
 }
 
 // Train learns a model from sets and writes its bundle to out. The bundle is written to a
@@ -174,6 +189,11 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		all = append(all, s.Texts...)
 	}
 	vocab := LearnVocab(all, cfg.MaxVocab, 1)
+	if cfg.Vectors != nil {
+		learned := len(vocab)
+		vocab = cfg.Vectors.extend(vocab, cfg.VectorWords)
+		rep.Vectors = &VectorReport{Dim: cfg.Vectors.Dim, Added: len(vocab) - learned}
+	}
 	tj, err := models.BertTokenizerJSON(vocab, true)
 	if err != nil {
 		return nil, err
@@ -199,8 +219,20 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 			docs = append(docs, ids)
 		}
 	}
-	fz := newFeaturizer(vocab, docs, cfg.MinDF, cfg.SkipGrams)
+	fz := newFeaturizer(vocab, docs, featureConfig{minDF: cfg.MinDF, skip: cfg.SkipGrams, charWeight: cfg.CharWeight, vectors: cfg.Vectors, vectorWeight: cfg.VectorWeight})
+	encode := func(head, label int, ids []int64) example {
+		feats, den := fz.vecFeatures(fz.features(nil, ids), ids)
+		return example{head: head, label: label, feats: feats, den: den}
+	}
 	rep.Features = FeatureCount{Tokens: len(vocab), CharGrams: fz.charRows, Bigrams: fz.table2.count(), Trigrams: fz.table3.count(), Skip: fz.tableS.count()}
+	if rep.Vectors != nil {
+		for _, v := range fz.vecs {
+			if v != nil {
+				rep.Vectors.Tokens++
+			}
+		}
+		fmt.Fprintf(cfg.Progress, "word vectors: %d dimensions; %d tokens have one, %d of them added to the vocabulary\n", rep.Vectors.Dim, rep.Vectors.Tokens, rep.Vectors.Added)
+	}
 
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6b656675))
 	var heads []*headNet
@@ -224,7 +256,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		tr, va := split(s.Labels, share, rng)
 		valid := len(va)
 		for _, j := range va {
-			validSet = append(validSet, example{head: i, label: index[s.Labels[j]], feats: fz.features(nil, encoded[i][j])})
+			validSet = append(validSet, encode(i, index[s.Labels[j]], encoded[i][j]))
 		}
 		heldOut[i] = len(va) > 0
 		internal = internal || heldOut[i]
@@ -237,7 +269,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 			if err != nil {
 				return nil, err
 			}
-			validSet = append(validSet, example{head: i, label: label, feats: fz.features(nil, ids)})
+			validSet = append(validSet, encode(i, label, ids))
 			valid++
 		}
 		if skipped := len(s.ValidTexts) - valid; skipped > 0 {
@@ -246,9 +278,10 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 			fmt.Fprintln(cfg.Progress, "warning:", w)
 		}
 		for _, j := range tr {
-			feats := fz.features(nil, encoded[i][j])
+			ex := encode(i, index[s.Labels[j]], encoded[i][j])
 			for m := range cfg.Ensemble {
-				trainSet = append(trainSet, example{head: first + m, label: index[s.Labels[j]], feats: feats})
+				ex.head = first + m
+				trainSet = append(trainSet, ex)
 			}
 		}
 		rep.Heads = append(rep.Heads, HeadReport{Name: s.Head, Examples: len(s.Texts), Train: len(tr), Valid: valid, Labels: counts(s.Labels)})
@@ -262,6 +295,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 	netSeed := rng.Uint64()
 	n := newNet(fz.rows, heads, rand.New(rand.NewPCG(netSeed, 1)))
 	t := newTrainer(cfg, n, fz.rows, sets)
+	t.fixed = fz.vecBase
 	best, bestScore, bestSnap := 0, math.Inf(-1), (*snapshot)(nil)
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
@@ -307,12 +341,13 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 				continue // a separate validation set is never trained on
 			}
 			for m := range cfg.Ensemble {
-				all = append(all, example{head: ex.head*cfg.Ensemble + m, label: ex.label, feats: ex.feats})
+				all = append(all, example{head: ex.head*cfg.Ensemble + m, label: ex.label, feats: ex.feats, den: ex.den})
 			}
 		}
 		fmt.Fprintf(cfg.Progress, "refit on all %d training examples (ensemble copies included) for %d epochs\n", len(all), best)
 		n = newNet(fz.rows, heads, rand.New(rand.NewPCG(netSeed, 1)))
 		t = newTrainer(cfg, n, fz.rows, sets)
+		t.fixed = fz.vecBase
 		for epoch := 1; epoch <= best; epoch++ {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -433,6 +468,7 @@ type trainer struct {
 	dx      [][]float32
 	seed    uint64
 	touched [][]int32
+	fixed   int32  // features from this row on are never dropped (0: none)
 	decay   [2]int // when set: examples done before this epoch, and in all epochs; lr falls linearly to 0
 }
 
@@ -509,7 +545,7 @@ func (t *trainer) batch(data []example, batch []int, key uint64, lr float32) flo
 			rng := rand.New(rand.NewPCG(t.seed^key, uint64(bi)))
 			kept := t.kept[bi][:0]
 			for _, f := range ex.feats {
-				if rng.Float32() >= fdrop {
+				if (t.fixed > 0 && f.row >= t.fixed) || rng.Float32() >= fdrop {
 					kept = append(kept, f)
 				}
 			}
@@ -518,6 +554,7 @@ func (t *trainer) batch(data []example, batch []int, key uint64, lr float32) flo
 			}
 			t.kept[bi] = kept
 			hd := n.heads[ex.head]
+			s.den = ex.den
 			n.forward(hd, kept, s, drop, rng)
 			t.inv[bi] = s.inv
 			n.backward(ex.head, hd, ex.label, t.cfg.Smoothing, t.weights[ex.head][ex.label]*scale, s, g, drop, t.dx[bi][:hd.h])
@@ -600,6 +637,7 @@ func (t *trainer) evaluate(data []example) (acc, f1 []float64) {
 				if hd.group != ex.head {
 					continue
 				}
+				s.den = ex.den
 				t.n.forward(hd, ex.feats, s, 0, nil)
 				if len(sum) == 0 {
 					sum = append(sum, s.logits[:len(hd.labels)]...)

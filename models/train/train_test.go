@@ -54,8 +54,30 @@ func quick() Config {
 // TestGraphMatchesTrainer checks that the ONNX graph computes what the trainer's own forward
 // pass computes, through ONNX Runtime, for texts of every shape: batched with padding, empty,
 // one character, longer than max_seq_len, unknown characters, mixed languages.
+// With word vectors, it also covers a word that joined the vocabulary from the vectors only.
 func TestGraphMatchesTrainer(t *testing.T) {
 	rt := testenv.Runtime(t)
+	vecs, err := ReadVectors(strings.NewReader(tinyVectors), "tiny.vec", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("plain", func(t *testing.T) { graphMatchesTrainer(t, rt, nil) })
+	t.Run("vectors", func(t *testing.T) { graphMatchesTrainer(t, rt, vecs) })
+}
+
+// tinyVectors are hand-made 3-dimensional word vectors: "refund" and "reimbursement" point one
+// way, "hello" and "hey"/"howdy" another; "reimbursement" and "howdy" are not in small().
+const tinyVectors = `7 3
+refund 1 0.1 0
+reimbursement 0.9 0.2 0.1
+hello 0 1 0.1
+hey 0.1 0.9 0
+howdy 0 0.95 0.2
+parcel 0 0.1 1
+package 0.1 0 0.9
+`
+
+func graphMatchesTrainer(t *testing.T, rt *models.Runtime, vecs *Vectors) {
 	dir := t.TempDir()
 	sets := small()
 	cfg := Config{Hidden: 8, Ensemble: 2, MaxSeqLen: 16, MinDF: 1}.withDefaults()
@@ -64,6 +86,12 @@ func TestGraphMatchesTrainer(t *testing.T) {
 		all = append(all, s.Texts...)
 	}
 	vocab := LearnVocab(all, 1000, 1)
+	if vecs != nil {
+		vocab = vecs.extend(vocab, 10)
+		if !slices.Contains(vocab, "howdy") || !slices.Contains(vocab, "reimbursement") {
+			t.Fatalf("vector words not added: %q", vocab[len(vocab)-3:])
+		}
+	}
 	tj, err := models.BertTokenizerJSON(vocab, true)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +108,10 @@ func TestGraphMatchesTrainer(t *testing.T) {
 		ids, _ := tok.Encode(nil, s, cfg.MaxSeqLen)
 		docs = append(docs, ids)
 	}
-	fz := newFeaturizer(vocab, docs, 1, true)
+	fz := newFeaturizer(vocab, docs, featureConfig{minDF: 1, skip: true, charWeight: cfg.CharWeight, vectors: vecs, vectorWeight: cfg.VectorWeight})
+	if vecs != nil && fz.vecs == nil {
+		t.Fatal("no vector features")
+	}
 	if fz.table2.count() == 0 || fz.table3.count() == 0 || fz.tableS.count() == 0 || fz.charRows == 0 {
 		t.Fatalf("feature space lacks a kind: %d bigrams, %d trigrams, %d char n-grams", fz.table2.count(), fz.table3.count(), fz.charRows)
 	}
@@ -109,7 +140,7 @@ func TestGraphMatchesTrainer(t *testing.T) {
 	}
 	defer clf.Close()
 	texts := []string{"", "我", "i want a refund", "where is my order, 我的订单到哪了?", "REFUND!!! refunding refunded",
-		"☃ unknown ☃ 𝄞", strings.Repeat("track my parcel ", 40), "转人工 please", "hello", "气死我了"}
+		"☃ unknown ☃ 𝄞", strings.Repeat("track my parcel ", 40), "转人工 please", "hello", "气死我了", "howdy, reimbursement for my package"}
 	res, err := clf.Classify(context.Background(), texts)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +148,8 @@ func TestGraphMatchesTrainer(t *testing.T) {
 	s := newScratch(n)
 	for i, text := range texts {
 		ids, _ := tok.Encode(nil, text, cfg.MaxSeqLen)
-		feats := fz.features(nil, ids)
+		feats, den := fz.vecFeatures(fz.features(nil, ids), ids)
+		s.den = den
 		for g, set := range sets {
 			var mean []float64
 			for _, hd := range heads {
@@ -305,5 +337,66 @@ func TestTrainWithSeparateValidation(t *testing.T) {
 		return strings.Contains(w, "1 validation examples have labels the training data lacks")
 	}) {
 		t.Errorf("warnings %q", rep.Warnings)
+	}
+}
+
+// TestTrainWithVectors checks that word vectors carry a label to words the training data
+// never had, through ONNX Runtime.
+func TestTrainWithVectors(t *testing.T) {
+	rt := testenv.Runtime(t)
+	vecs, err := ReadVectors(strings.NewReader(tinyVectors), "tiny.vec", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := quick()
+	cfg.Vectors, cfg.VectorWords = vecs, 10
+	out := filepath.Join(t.TempDir(), "m")
+	rep, err := Train(context.Background(), cfg, small()[:1], out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := rep.Vectors; v == nil || v.Dim != 3 || v.Added != 2 || v.Tokens != 7 {
+		t.Errorf("vector report %+v: want 3 dimensions, 2 words added (reimbursement, howdy), 7 tokens with a vector", v)
+	}
+	clf, err := models.Load(rt, out, models.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clf.Close()
+	for text, want := range map[string]string{"howdy": "greeting", "reimbursement": "refund"} {
+		res, err := clf.Classify(context.Background(), []string{text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res[0].Heads[0]; got.Label != want {
+			t.Errorf("%q = %s (%.2f), want %s", text, got.Label, got.Confidence, want)
+		}
+	}
+}
+
+func TestReadVectors(t *testing.T) {
+	v, err := ReadVectors(strings.NewReader("2 2\nok 3 4\n\nok 1 0\nnil 0 0\nfar 0 -2\n"), "v.txt", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(v.Words, []string{"ok", "far"}) || !slices.Equal(v.Vec("ok"), []float32{0.6, 0.8}) || !slices.Equal(v.Vec("far"), []float32{0, -1}) || v.Vec("nil") != nil {
+		t.Errorf("words %q ok %v far %v: want unit vectors, the first of a repeated word, no zero vector", v.Words, v.Vec("ok"), v.Vec("far"))
+	}
+	if v, _ := ReadVectors(strings.NewReader("a 1\nb 2\nc 3\n"), "v.txt", 2); len(v.Words) != 2 {
+		t.Errorf("limit 2: %q", v.Words)
+	}
+	for in, want := range map[string]string{
+		"a 1 2\nb 1\n":       `v.txt:2: 1 numbers after "b", want 2 like the first row`,
+		"a 1 2\nb 1 x\n":     `v.txt:2: number 2 of "b" is "x", not a finite number`,
+		"a 1 NaN\n":          `v.txt:1: number 2 of "a" is "NaN", not a finite number`,
+		"word\n":             `v.txt:1: "word" has no vector`,
+		"3 100\n":            `v.txt: no word vectors`,
+		"":                   `v.txt: no word vectors`,
+		"ok 1\n\xff\xfe 1\n": `v.txt:2: the word is not UTF-8`,
+		"a 1\n" + strings.Repeat("b", 2<<20) + "\n": `v.txt:2: bufio.Scanner: token too long`,
+	} {
+		if _, err := ReadVectors(strings.NewReader(in), "v.txt", 0); err == nil || err.Error() != want {
+			t.Errorf("%.20q: %v, want %s", in, err, want)
+		}
 	}
 }
