@@ -400,11 +400,14 @@ func maxUnresolved(bot *dialogs.Bot, c *dialogs.Conversation) int {
 	return bot.Handoff.MaxUnresolved
 }
 
-// priority: one point each for an urgent intent in the conversation, a VIP customer, and an
-// upset one; 0 normal, 1 high, 2 or more urgent.
+// priority: one point each for an urgent intent in the conversation (understood: at or above
+// the handoff's confidence threshold), a VIP customer, and an upset one; 0 normal, 1 high,
+// 2 or more urgent.
 func priority(bot *dialogs.Bot, c *dialogs.Conversation, reason string) string {
 	points := 0
-	if slices.ContainsFunc(c.Turns, func(t dialogs.Turn) bool { return slices.Contains(bot.Handoff.UrgentIntents, t.Intent) }) {
+	if slices.ContainsFunc(c.Turns, func(t dialogs.Turn) bool {
+		return slices.Contains(bot.Handoff.UrgentIntents, t.Intent) && float64(t.Confidence) >= bot.Handoff.MinConfidence
+	}) {
 		points++
 	}
 	if slices.Contains(bot.Handoff.VIPTiers, c.Customer.Tier) {

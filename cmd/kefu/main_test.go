@@ -260,4 +260,20 @@ func TestTrainThenEval(t *testing.T) {
 	if code, _, stderr := kefu(t, env, "train", "--data", bad, "--format", "xml", "--out", out); code != 1 || !strings.Contains(stderr, `unknown format "xml"`) {
 		t.Errorf("unknown format: exit %d, %q", code, stderr)
 	}
+	vec := filepath.Join(t.TempDir(), "v.txt")
+	os.WriteFile(vec, []byte("2 3\nrefund 1 0 0\norder 0 1\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--vectors", vec}, "--vectors: " + vec + ":3: 2 numbers after \"order\", want 3 like the first row"},
+		{[]string{"--vectors", vec + ".missing"}, "no such file"},
+		{[]string{"--char-weight", "0"}, "--char-weight 0: want a weight > 0"},
+		{[]string{"--vector-words", "-1"}, "--vector-words -1: want a count ≥ 0"},
+	} {
+		args := append([]string{"train", "--data", nlu, "--out", out}, c.args...)
+		if code, _, stderr := kefu(t, env, args...); code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, %q, want %q", c.args, code, stderr, c.want)
+		}
+	}
 }
