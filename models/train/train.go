@@ -193,6 +193,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		learned := len(vocab)
 		vocab = cfg.Vectors.extend(vocab, cfg.VectorWords)
 		rep.Vectors = &VectorReport{Dim: cfg.Vectors.Dim, Added: len(vocab) - learned}
+		rep.Method += "; pretrained word vectors through a learned projection"
 	}
 	tj, err := models.BertTokenizerJSON(vocab, true)
 	if err != nil {
@@ -294,8 +295,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 
 	netSeed := rng.Uint64()
 	n := newNet(fz.rows, heads, rand.New(rand.NewPCG(netSeed, 1)))
-	t := newTrainer(cfg, n, fz.rows, sets)
-	t.fixed = fz.vecBase
+	t := newTrainer(cfg, n, fz, sets)
 	best, bestScore, bestSnap := 0, math.Inf(-1), (*snapshot)(nil)
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
@@ -346,8 +346,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		}
 		fmt.Fprintf(cfg.Progress, "refit on all %d training examples (ensemble copies included) for %d epochs\n", len(all), best)
 		n = newNet(fz.rows, heads, rand.New(rand.NewPCG(netSeed, 1)))
-		t = newTrainer(cfg, n, fz.rows, sets)
-		t.fixed = fz.vecBase
+		t = newTrainer(cfg, n, fz, sets)
 		for epoch := 1; epoch <= best; epoch++ {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -472,9 +471,9 @@ type trainer struct {
 	decay   [2]int // when set: examples done before this epoch, and in all epochs; lr falls linearly to 0
 }
 
-func newTrainer(cfg Config, n *net, rows int, sets []Dataset) *trainer {
+func newTrainer(cfg Config, n *net, fz *featurizer, sets []Dataset) *trainer {
 	t := &trainer{cfg: cfg, n: n, adamE: newAdam(len(n.E)), gradE: make([]float32, len(n.E)),
-		stamp: make([]int32, rows*len(n.heads)), seed: cfg.Seed}
+		stamp: make([]int32, fz.rows*len(n.heads)), seed: cfg.Seed, fixed: fz.vecBase}
 	for _, hd := range n.heads {
 		t.adamB = append(t.adamB, newAdam(len(hd.b)))
 		t.adamW = append(t.adamW, newAdam(len(hd.W)))
