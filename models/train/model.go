@@ -52,7 +52,6 @@ type scratch struct {
 	drop        []bool
 	p, logits   []float64
 	inv         float32 // 1/‖w‖ of the last text forward saw
-	den         float32 // added to the squared norm of the next text's features
 }
 
 func newScratch(n *net) *scratch {
@@ -74,11 +73,12 @@ func norm(feats []feature, den float32) float32 {
 }
 
 // forward computes the head's class probabilities into s.p (and keeps the activations for
-// backward). dropout > 0 drops hidden units with that probability, drawing from rng.
-func (n *net) forward(hd *headNet, feats []feature, s *scratch, dropout float32, rng *rand.Rand) []float64 {
+// backward); den is added to the squared norm of feats (see vecFeatures). dropout > 0 drops
+// hidden units with that probability, drawing from rng.
+func (n *net) forward(hd *headNet, feats []feature, den float32, s *scratch, dropout float32, rng *rand.Rand) []float64 {
 	x := s.x[:hd.h]
 	clear(x)
-	inv := norm(feats, s.den)
+	inv := norm(feats, den)
 	s.inv = inv
 	for _, f := range feats {
 		row := n.E[int(f.row)*n.cols+hd.off : int(f.row)*n.cols+hd.off+hd.h]

@@ -553,8 +553,7 @@ func (t *trainer) batch(data []example, batch []int, key uint64, lr float32) flo
 			}
 			t.kept[bi] = kept
 			hd := n.heads[ex.head]
-			s.den = ex.den
-			n.forward(hd, kept, s, drop, rng)
+			n.forward(hd, kept, ex.den, s, drop, rng)
 			t.inv[bi] = s.inv
 			n.backward(ex.head, hd, ex.label, t.cfg.Smoothing, t.weights[ex.head][ex.label]*scale, s, g, drop, t.dx[bi][:hd.h])
 		}
@@ -636,8 +635,7 @@ func (t *trainer) evaluate(data []example) (acc, f1 []float64) {
 				if hd.group != ex.head {
 					continue
 				}
-				s.den = ex.den
-				t.n.forward(hd, ex.feats, s, 0, nil)
+				t.n.forward(hd, ex.feats, ex.den, s, 0, nil)
 				if len(sum) == 0 {
 					sum = append(sum, s.logits[:len(hd.labels)]...)
 				} else {

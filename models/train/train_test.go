@@ -149,14 +149,13 @@ func graphMatchesTrainer(t *testing.T, rt *models.Runtime, vecs *Vectors) {
 	for i, text := range texts {
 		ids, _ := tok.Encode(nil, text, cfg.MaxSeqLen)
 		feats, den := fz.vecFeatures(fz.features(nil, ids), ids)
-		s.den = den
 		for g, set := range sets {
 			var mean []float64
 			for _, hd := range heads {
 				if hd.group != g {
 					continue
 				}
-				n.forward(hd, feats, s, 0, nil)
+				n.forward(hd, feats, den, s, 0, nil)
 				if mean == nil {
 					mean = make([]float64, len(hd.labels))
 				}
