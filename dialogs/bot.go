@@ -20,6 +20,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kefu-ai/kefu/handoff"
 )
 
 // Bot is a loaded, validated bot definition.
@@ -45,39 +47,19 @@ type Thresholds struct {
 	Intent float64 `yaml:"intent"`
 }
 
-// HandoffConfig says when and where conversations go to people.
+// HandoffConfig says when and where conversations go to people: bot.yaml's handoff
+// section. The policy and the delivery settings are handoff's own types (inlined: their
+// fields sit directly under handoff:).
 type HandoffConfig struct {
 	// URL receives handoffs (POST, JSON, signed). Empty: handoffs are only logged.
 	URL string `yaml:"url"`
 	// SecretEnv names the environment variable holding the HMAC secret; default
 	// KEFU_HANDOFF_SECRET.
 	SecretEnv string `yaml:"secret_env"`
-	// MinConfidence: a turn whose intent confidence is below it, and that the KB could not
-	// answer either, counts as not understood; after the clarification it hands off with
-	// reason low_confidence. Default 0.35.
-	MinConfidence float64 `yaml:"min_confidence"`
-	// NegativeEmotions are summed; at NegativeThreshold or more the conversation goes to a
-	// person (reason negative_emotion). Defaults [angry], 0.8.
-	NegativeEmotions  []string `yaml:"negative_emotions"`
-	NegativeThreshold float64  `yaml:"negative_threshold"`
-	// MaxUnresolved consecutive unresolved turns hand off (reason unresolved); default 2.
-	MaxUnresolved int `yaml:"max_unresolved"`
-	// Keywords (per language) that hand off at once (reason complaint_keywords).
-	Keywords map[string][]string `yaml:"keywords"`
-	// Intents that hand off at once, with their reason (human_agent: requested).
-	Intents map[string]string `yaml:"intents"`
-	// UrgentIntents raise the priority (payment, account security).
-	UrgentIntents []string `yaml:"urgent_intents"`
-	// VIPTiers go faster: VIPMaxUnresolved replaces MaxUnresolved (default 1) and the
-	// priority is raised.
-	VIPTiers         []string `yaml:"vip_tiers"`
-	VIPMaxUnresolved int      `yaml:"vip_max_unresolved"`
-	// Timeout of one delivery attempt; default 5s. MaxAttempts before a dead letter;
-	// default 12. Backoff is the first retry's wait, doubled each time up to 5 minutes;
-	// default 1s.
-	Timeout     time.Duration `yaml:"timeout"`
-	MaxAttempts int           `yaml:"max_attempts"`
-	Backoff     time.Duration `yaml:"backoff"`
+	// Policy: triggers, unresolved counting, VIP tiers, priority.
+	handoff.Policy `yaml:",inline"`
+	// Options: delivery timeout, attempts and back-off.
+	handoff.Options `yaml:",inline"`
 }
 
 // Entity is a custom slot extractor: a regular expression (the first group, or the whole
@@ -304,30 +286,8 @@ func (b *Bot) defaults() {
 	if h.SecretEnv == "" {
 		h.SecretEnv = "KEFU_HANDOFF_SECRET"
 	}
-	if h.MinConfidence == 0 {
-		h.MinConfidence = 0.35
-	}
-	if len(h.NegativeEmotions) == 0 {
-		h.NegativeEmotions = []string{"angry"}
-	}
-	if h.NegativeThreshold == 0 {
-		h.NegativeThreshold = 0.8
-	}
-	if h.MaxUnresolved == 0 {
-		h.MaxUnresolved = 2
-	}
-	if h.VIPMaxUnresolved == 0 {
-		h.VIPMaxUnresolved = 1
-	}
-	if h.Timeout == 0 {
-		h.Timeout = 5 * time.Second
-	}
-	if h.MaxAttempts == 0 {
-		h.MaxAttempts = 12
-	}
-	if h.Backoff == 0 {
-		h.Backoff = time.Second
-	}
+	h.Policy.Understood = b.Thresholds.Intent
+	h.Policy = h.Policy.Defaults() // delivery options keep their zeros: the outbox fills them
 	for name, a := range b.Actions {
 		if a.Method == "" {
 			a.Method = "POST"

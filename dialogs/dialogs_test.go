@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kefu-ai/kefu/conversation"
+	"github.com/kefu-ai/kefu/conversation/inmem"
 	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/internal/testenv"
 )
@@ -177,17 +179,18 @@ func refundMachine(t *testing.T, fail *atomic.Bool) *dialogs.Machine {
 	return dialogs.NewMachine(b, nil)
 }
 
-func step(t *testing.T, m *dialogs.Machine, c *dialogs.Conversation, text, intent string) dialogs.Outcome {
+func step(t *testing.T, m *dialogs.Machine, c *conversation.Conversation, text, intent string) dialogs.Outcome {
 	t.Helper()
-	out := m.Step(context.Background(), c, dialogs.Input{Text: text, Lang: "en", Intent: intent, Confidence: 0.9, Now: time.Now()})
-	c.AddTurn(dialogs.Turn{Text: text})
+	out := m.Step(context.Background(), &c.Dialog, dialogs.Input{Text: text, Lang: "en", Intent: intent, Confidence: 0.9, Now: time.Now(),
+		Conversation: c.ID, Turn: c.TurnCount + 1})
+	c.AddTurn(conversation.Turn{Text: text})
 	return out
 }
 
 func TestRefundFlowFillsSlotsConfirmsAndCallsTheAction(t *testing.T) {
 	var fail atomic.Bool
 	m := refundMachine(t, &fail)
-	c := &dialogs.Conversation{ID: "c1"}
+	c := &conversation.Conversation{ID: "c1"}
 	if out := step(t, m, c, "I want a refund", "refund"); !out.Handled || out.Replies[0] != "Order number?" || c.State != "ask_order" {
 		t.Fatalf("start: %+v state %s", out, c.State)
 	}
@@ -209,7 +212,7 @@ func TestRefundFlowFillsSlotsConfirmsAndCallsTheAction(t *testing.T) {
 func TestFlowStartsWithSlotsFromTheFirstMessageAndDenyCancels(t *testing.T) {
 	var fail atomic.Bool
 	m := refundMachine(t, &fail)
-	c := &dialogs.Conversation{ID: "c2"}
+	c := &conversation.Conversation{ID: "c2"}
 	if out := step(t, m, c, "refund order KF777777 please", "refund"); out.Replies[0] != "Why?" {
 		t.Fatalf("the order number in the first message must fill the slot: %+v", out)
 	}
@@ -221,7 +224,7 @@ func TestFlowStartsWithSlotsFromTheFirstMessageAndDenyCancels(t *testing.T) {
 func TestSlotGivesUpAfterMaxAttemptsAndActionFailureIsUnresolved(t *testing.T) {
 	var fail atomic.Bool
 	m := refundMachine(t, &fail)
-	c := &dialogs.Conversation{ID: "c3"}
+	c := &conversation.Conversation{ID: "c3"}
 	step(t, m, c, "refund", "refund")
 	if out := step(t, m, c, "I don't know it", "chitchat"); !out.Handled || out.Failed {
 		t.Fatalf("first miss re-prompts: %+v", out)
@@ -230,7 +233,7 @@ func TestSlotGivesUpAfterMaxAttemptsAndActionFailureIsUnresolved(t *testing.T) {
 		t.Fatalf("second miss (max_attempts 2) gives up: %+v flow %q", out, c.Flow)
 	}
 	fail.Store(true)
-	c = &dialogs.Conversation{ID: "c4"}
+	c = &conversation.Conversation{ID: "c4"}
 	step(t, m, c, "refund KF123456", "refund")
 	step(t, m, c, "too slow", "complaint")
 	out := step(t, m, c, "yes", "")
@@ -243,80 +246,11 @@ func TestSlotGivesUpAfterMaxAttemptsAndActionFailureIsUnresolved(t *testing.T) {
 func TestUnconfidentIntentStartsNothing(t *testing.T) {
 	var fail atomic.Bool
 	m := refundMachine(t, &fail)
-	c := &dialogs.Conversation{ID: "c5"}
-	out := m.Step(context.Background(), c, dialogs.Input{Text: "refund?", Lang: "zh", Intent: "refund", Confidence: 0.2, Now: time.Now()})
+	c := &conversation.Conversation{ID: "c5"}
+	out := m.Step(context.Background(), &c.Dialog, dialogs.Input{Text: "refund?", Lang: "zh", Intent: "refund", Confidence: 0.2, Now: time.Now()})
 	if out.Handled || c.Flow != "" {
 		t.Fatalf("an intent below the threshold must not start a flow: %+v", out)
 	}
-}
-
-func TestMemStoreCompareAndSet(t *testing.T) {
-	ctx := context.Background()
-	s := dialogs.NewMemStore(0)
-	if _, err := s.Load(ctx, "x"); !errors.Is(err, dialogs.ErrNotFound) {
-		t.Fatalf("load missing: %v", err)
-	}
-	a := &dialogs.Conversation{ID: "x"}
-	if err := s.Save(ctx, a); err != nil || a.Version != 1 {
-		t.Fatalf("first save: %v v%d", err, a.Version)
-	}
-	b, _ := s.Load(ctx, "x")
-	a.Lang = "zh"
-	if err := s.Save(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Save(ctx, b); !errors.Is(err, dialogs.ErrConflict) {
-		t.Fatalf("stale save: %v", err)
-	}
-	if err := s.Delete(ctx, "x"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete(ctx, "x"); !errors.Is(err, dialogs.ErrNotFound) {
-		t.Fatalf("second delete: %v", err)
-	}
-}
-
-func TestMemOutboxRetriesWithBackoffThenDeadLetters(t *testing.T) {
-	o := dialogs.NewMemOutbox(dialogs.OutboxOptions{Backoff: time.Millisecond, MaxAttempts: 3})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var calls atomic.Int32
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		o.Run(ctx, func(ctx context.Context, d dialogs.Delivery) error {
-			n := calls.Add(1)
-			if d.Key == "ok" && n >= 2 {
-				return nil
-			}
-			return errors.New("down")
-		})
-	}()
-	o.Enqueue(ctx, dialogs.Delivery{Key: "ok"})
-	o.Enqueue(ctx, dialogs.Delivery{Key: "ok"}) // a repeat key is ignored
-	deadline := time.Now().Add(5 * time.Second)
-	for n, _ := o.Depth(ctx); n > 0 && time.Now().Before(deadline); n, _ = o.Depth(ctx) {
-		time.Sleep(time.Millisecond)
-	}
-	if calls.Load() != 2 {
-		t.Fatalf("ok delivered after %d calls, want 2", calls.Load())
-	}
-	o.Enqueue(ctx, dialogs.Delivery{Key: "never"})
-	for dead, _ := o.Dead(ctx); len(dead) == 0 && time.Now().Before(deadline); dead, _ = o.Dead(ctx) {
-		time.Sleep(time.Millisecond)
-	}
-	dead, _ := o.Dead(ctx)
-	if len(dead) != 1 || dead[0].Key != "never" || dead[0].Attempts != 3 || dead[0].Error != "down" {
-		t.Fatalf("dead letters %+v", dead)
-	}
-	if w := (dialogs.OutboxOptions{Backoff: time.Second, MaxBackoff: 10 * time.Second}).Wait(5); w != 10*time.Second {
-		t.Fatalf("backoff after 5 failures %v, want the 10s cap", w)
-	}
-	if w := (dialogs.OutboxOptions{Backoff: time.Second}).Wait(3); w != 4*time.Second {
-		t.Fatalf("backoff after 3 failures %v, want 4s", w)
-	}
-	cancel()
-	<-done
 }
 
 func FuzzParse(f *testing.F) {
@@ -335,10 +269,60 @@ func FuzzParse(f *testing.F) {
 		// A bot that loads must run without panicking.
 		m := dialogs.NewMachine(b, &http.Client{Timeout: time.Millisecond})
 		for _, f := range b.Flows {
-			c := &dialogs.Conversation{ID: "f"}
+			c := &conversation.Conversation{ID: "f"}
 			for _, intent := range append(f.Intents, "affirm", "deny", "") {
-				m.Step(context.Background(), c, dialogs.Input{Text: "KF123456 yes", Lang: "zh", Intent: intent, Confidence: 1})
+				m.Step(context.Background(), &c.Dialog, dialogs.Input{Text: "KF123456 yes", Lang: "zh", Intent: intent, Confidence: 1})
 			}
 		}
 	})
+}
+
+// TestActionRunsOnceThroughTheRecorder: a turn decided twice (a rerun after a conflict,
+// here or on another node) gets the first call's result, and the backend sees one call,
+// whose Idempotency-Key is the stable call key; a failed call is kept as failed too.
+func TestActionRunsOnceThroughTheRecorder(t *testing.T) {
+	var calls atomic.Int32
+	var keys []string
+	var fail atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		if fail.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"refund_id": "R-1", "amount": 3})
+	}))
+	t.Cleanup(srv.Close)
+	b, err := dialogs.Parse("bot.yaml", []byte(strings.Replace(okBot, "http://127.0.0.1:1/x", srv.URL, 1)), map[string][]byte{"refund.yaml": []byte(refundFlow)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := dialogs.NewMachine(b, nil)
+	rec := inmem.NewCalls(0)
+	c := &conversation.Conversation{ID: "c9", Instance: "i1"}
+	for _, s := range [][2]string{{"refund KF123456", "refund"}, {"broken", "complaint"}} {
+		step(t, m, c, s[0], s[1])
+	}
+	in := dialogs.Input{Text: "yes", Lang: "en", Intent: "affirm", Confidence: 0.9, Now: time.Now(), Conversation: c.ID, Instance: c.Instance, Turn: c.TurnCount + 1, Calls: rec}
+	for range 3 { // the same turn decided three times on copies of the loaded state
+		d := c.Clone().Dialog
+		if out := m.Step(t.Context(), &d, in); out.Replies[0] != "Submitted R-1 for 3" {
+			t.Fatalf("confirm: %+v", out)
+		}
+	}
+	if calls.Load() != 1 || keys[0] != "c9:i1:3:submit:lookup" || keys[0] != dialogs.CallKey(in, "submit", "lookup") {
+		t.Fatalf("backend called %d times with keys %q", calls.Load(), keys)
+	}
+	fail.Store(true)
+	in.Turn++ // another message: a new key, a new call, which fails
+	for range 2 {
+		d := c.Clone().Dialog
+		if out := m.Step(t.Context(), &d, in); !out.Failed || out.Replies[0] != "Failed" || len(out.ActionErrors) != 1 {
+			t.Fatalf("failed action: %+v", out)
+		}
+	}
+	if calls.Load() != 2 {
+		t.Fatalf("a failed call decided twice reached the backend %d times in all, want 2", calls.Load())
+	}
 }

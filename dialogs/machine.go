@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kefu-ai/kefu/conversation"
 )
 
 // Machine moves conversations through a bot's flows.
@@ -31,13 +34,31 @@ func NewMachine(bot *Bot, client *http.Client) *Machine {
 // Bot returns the machine's bot.
 func (m *Machine) Bot() *Bot { return m.bot }
 
-// Input is one understood customer message.
+// Input is one understood customer message and the conversation it belongs to.
 type Input struct {
 	Text       string
 	Lang       string
 	Intent     string
 	Confidence float32
 	Now        time.Time
+
+	// Conversation and Instance identify the conversation (conversation.Conversation's ID
+	// and Instance); Turn is this message's number in it (1 for the first); Customer is
+	// sent to actions.
+	Conversation string
+	Instance     string
+	Turn         int
+	Customer     conversation.Customer
+	// Calls records action calls (nil: every call goes to the backend).
+	Calls Recorder
+}
+
+// Recorder makes each action call once per key (conversation/inmem.Calls,
+// conversation/redisstore.Calls): Once returns the result kept under key, or runs call and
+// keeps what it returns, holding the key for lease while it runs. Its error is the
+// recorder's own (unavailable, ctx ended), never the action's.
+type Recorder interface {
+	Once(ctx context.Context, key string, lease time.Duration, call func(context.Context) []byte) ([]byte, error)
 }
 
 // Outcome is what a flow made of a message.
@@ -50,11 +71,14 @@ type Outcome struct {
 	Failed bool
 	// ActionErrors lists failed action calls (for logs; never shown to customers).
 	ActionErrors []error
+	// Err is set when the recorder could not say whether an action ran (its store is
+	// unavailable): the turn must not be kept.
+	Err error
 }
 
-// Step applies one message to the conversation's dialog, changing c's flow, state and
-// slots. A message that no flow takes leaves c unchanged and is not Handled.
-func (m *Machine) Step(ctx context.Context, c *Conversation, in Input) Outcome {
+// Step applies one message to a conversation's dialog, changing its flow, state and slots.
+// A message that no flow takes leaves c unchanged and is not Handled.
+func (m *Machine) Step(ctx context.Context, c *conversation.Dialog, in Input) Outcome {
 	var out Outcome
 	if c.Slots == nil {
 		c.Slots = map[string]string{}
@@ -107,18 +131,18 @@ func (m *Machine) another(f *Flow, intent string) bool {
 	return ok && g.Name != f.Name
 }
 
-func (m *Machine) reprompt(c *Conversation, t Text, max int, in Input) Outcome {
+func (m *Machine) reprompt(c *conversation.Dialog, t Text, max int, in Input) Outcome {
 	c.Attempts++
 	if c.Attempts >= max {
-		endFlow(c)
+		c.End()
 		return Outcome{Failed: true}
 	}
-	return Outcome{Handled: true, Replies: []string{fill(t.Pick(in.Lang, c.TurnCount), c.Slots)}}
+	return Outcome{Handled: true, Replies: []string{fill(t.Pick(in.Lang, in.Turn-1), c.Slots)}}
 }
 
 // transition returns the target of the first matching transition of the state, then of
 // the flow.
-func (m *Machine) transition(c *Conversation, f *Flow, s *State, intent string) string {
+func (m *Machine) transition(c *conversation.Dialog, f *Flow, s *State, intent string) string {
 	for _, list := range [][]Transition{s.On, f.On} {
 		for _, t := range list {
 			if t.Intent != "" && t.Intent != intent {
@@ -136,7 +160,7 @@ func (m *Machine) transition(c *Conversation, f *Flow, s *State, intent string) 
 	return ""
 }
 
-func (m *Machine) start(ctx context.Context, c *Conversation, f *Flow, in Input, out *Outcome) {
+func (m *Machine) start(ctx context.Context, c *conversation.Dialog, f *Flow, in Input, out *Outcome) {
 	c.Flow, c.Attempts, c.Slots = f.Name, 0, map[string]string{}
 	for name, s := range f.Slots {
 		if s.Entity == "text" {
@@ -150,7 +174,7 @@ func (m *Machine) start(ctx context.Context, c *Conversation, f *Flow, in Input,
 }
 
 // run enters state name and goes on until a state waits for the customer or the flow ends.
-func (m *Machine) run(ctx context.Context, c *Conversation, f *Flow, name string, in Input, out *Outcome) {
+func (m *Machine) run(ctx context.Context, c *conversation.Dialog, f *Flow, name string, in Input, out *Outcome) {
 	out.Handled = true
 	for steps := 0; name != "" && steps < 4*len(f.States)+4; steps++ {
 		s := f.States[name]
@@ -165,12 +189,17 @@ func (m *Machine) run(ctx context.Context, c *Conversation, f *Flow, name string
 			out.Failed = true
 		}
 		if s.Action != "" {
-			res, err := m.call(ctx, c, s.Action, in)
+			res, err := m.recorded(ctx, c, s.Action, in)
+			var re *recorderError
+			if errors.As(err, &re) {
+				out.Err = re.err
+				return
+			}
 			if err != nil {
 				out.ActionErrors = append(out.ActionErrors, err)
 				if s.OnError == "" {
 					out.Failed = true
-					endFlow(c)
+					c.End()
 					return
 				}
 				name = s.OnError
@@ -181,11 +210,11 @@ func (m *Machine) run(ctx context.Context, c *Conversation, f *Flow, name string
 			}
 		}
 		if s.Say != nil {
-			out.Replies = append(out.Replies, fill(s.Say.Pick(in.Lang, c.TurnCount), c.Slots))
+			out.Replies = append(out.Replies, fill(s.Say.Pick(in.Lang, in.Turn-1), c.Slots))
 		}
 		if s.Slot != "" {
 			if _, ok := c.Slots[s.Slot]; !ok {
-				out.Replies = append(out.Replies, fill(f.Slots[s.Slot].Prompt.Pick(in.Lang, c.TurnCount), c.Slots))
+				out.Replies = append(out.Replies, fill(f.Slots[s.Slot].Prompt.Pick(in.Lang, in.Turn-1), c.Slots))
 				return
 			}
 		}
@@ -194,11 +223,7 @@ func (m *Machine) run(ctx context.Context, c *Conversation, f *Flow, name string
 		}
 		name = s.Next
 	}
-	endFlow(c)
-}
-
-func endFlow(c *Conversation) {
-	c.Flow, c.State, c.Attempts = "", "", 0
+	c.End()
 }
 
 // fill replaces {slot} placeholders; an unknown one is left as it is.
@@ -256,8 +281,58 @@ type ActionError struct {
 func (e *ActionError) Error() string { return fmt.Sprintf("action %s: %v", e.Action, e.Err) }
 func (e *ActionError) Unwrap() error { return e.Err }
 
+// recorderError: the recorder failed, so nobody knows whether the action ran.
+type recorderError struct{ err error }
+
+func (e *recorderError) Error() string { return e.err.Error() }
+
+// callResult is an action call's outcome as the recorder keeps it.
+type callResult struct {
+	Fields map[string]string `json:"fields,omitempty"`
+	Error  string            `json:"error,omitempty"`
+}
+
+// CallKey is the stable key of an action call: the conversation (id and instance), the
+// customer message's number, the state and the action. It is the recorder's key and the
+// call's Idempotency-Key header, the same on every node and every rerun of the turn.
+func CallKey(in Input, state, action string) string {
+	return fmt.Sprintf("%s:%s:%d:%s:%s", in.Conversation, in.Instance, in.Turn, state, action)
+}
+
+// recorded makes the call through the recorder: a turn run again (after a conflict, on
+// any node) gets the first call's result, failure included, without calling again.
+func (m *Machine) recorded(ctx context.Context, c *conversation.Dialog, name string, in Input) (map[string]string, error) {
+	key := CallKey(in, c.State, name)
+	if in.Calls == nil {
+		return m.call(ctx, c, name, key, in)
+	}
+	data, err := in.Calls.Once(ctx, key, m.bot.Actions[name].Timeout+time.Second, func(ctx context.Context) []byte {
+		fields, err := m.call(ctx, c, name, key, in)
+		r := callResult{Fields: fields}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		b, _ := json.Marshal(r)
+		return b
+	})
+	if err != nil {
+		return nil, &recorderError{fmt.Errorf("action %s: %w", name, err)}
+	}
+	var r callResult
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, &recorderError{fmt.Errorf("action %s: kept result is not valid: %w", name, err)}
+	}
+	if r.Error != "" {
+		return nil, &ActionError{name, errors.New(r.Error)}
+	}
+	if r.Fields == nil {
+		r.Fields = map[string]string{}
+	}
+	return r.Fields, nil
+}
+
 // call sends the slots to the action's endpoint and returns the answer's fields.
-func (m *Machine) call(ctx context.Context, c *Conversation, name string, in Input) (map[string]string, error) {
+func (m *Machine) call(ctx context.Context, c *conversation.Dialog, name, key string, in Input) (map[string]string, error) {
 	a := m.bot.Actions[name]
 	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
@@ -267,7 +342,7 @@ func (m *Machine) call(ctx context.Context, c *Conversation, name string, in Inp
 		u := fill(a.URL, escapedSlots(c.Slots))
 		req, err = http.NewRequestWithContext(ctx, "GET", u, nil)
 	} else {
-		body, _ := json.Marshal(map[string]any{"conversation": c.ID, "action": name, "lang": in.Lang, "slots": c.Slots, "customer": c.Customer})
+		body, _ := json.Marshal(map[string]any{"conversation": in.Conversation, "action": name, "lang": in.Lang, "slots": c.Slots, "customer": in.Customer})
 		req, err = http.NewRequestWithContext(ctx, "POST", fill(a.URL, escapedSlots(c.Slots)), bytes.NewReader(body))
 		if req != nil {
 			req.Header.Set("Content-Type", "application/json")
@@ -276,7 +351,7 @@ func (m *Machine) call(ctx context.Context, c *Conversation, name string, in Inp
 	if err != nil {
 		return nil, &ActionError{name, err}
 	}
-	req.Header.Set("Idempotency-Key", fmt.Sprintf("%s:%d:%s", c.ID, c.TurnCount+1, name))
+	req.Header.Set("Idempotency-Key", key)
 	resp, err := m.client.Do(req)
 	if err != nil {
 		return nil, &ActionError{name, err}

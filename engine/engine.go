@@ -6,7 +6,7 @@ package engine
 import (
 	"cmp"
 	"context"
-	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -14,7 +14,12 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/kefu-ai/kefu/conversation"
+	"github.com/kefu-ai/kefu/conversation/inmem"
 	"github.com/kefu-ai/kefu/dialogs"
+	"github.com/kefu-ai/kefu/handoff"
+	handoffmem "github.com/kefu-ai/kefu/handoff/inmem"
+	"github.com/kefu-ai/kefu/kb"
 	"github.com/kefu-ai/kefu/models"
 )
 
@@ -24,7 +29,47 @@ type classifier interface {
 	Manifest() *models.Manifest
 }
 
-var _ classifier = (*models.Classifier)(nil)
+// knowledge answers questions the dialogs do not take (kb.KB). Find counts nothing; what
+// a turn showed is counted by Expose and Feedback once the turn is saved.
+type knowledge interface {
+	Find(ctx context.Context, q kb.Question) (*kb.Reply, error)
+	Expose(ctx context.Context, q kb.Question, r *kb.Reply) error
+	Feedback(ctx context.Context, f kb.Feedback) error
+}
+
+// cachedLoader is a store that can serve a turn from its own last save
+// (conversation/redisstore); a conflict then means the copy was stale, and the rerun reads
+// with Load.
+type cachedLoader interface {
+	LoadForTurn(ctx context.Context, id string) (*conversation.Conversation, error)
+}
+
+var (
+	_ classifier = (*models.Classifier)(nil)
+	_ knowledge  = (*kb.KB)(nil)
+)
+
+// Config wires an engine. The zero value of each field but NLU is its default.
+type Config struct {
+	// NLU reads intent and emotion (models.Classifier); required.
+	NLU classifier
+	// Bot runs the dialogs; nil: conversation calls answer Unavailable until SetBot.
+	Bot *dialogs.Machine
+	// Store keeps conversations; default conversation/inmem (24 h TTL).
+	Store conversation.Store
+	// Outbox carries handoffs; default a handoff/inmem outbox nobody runs (set one and run
+	// it).
+	Outbox handoff.Outbox
+	// Calls keeps action results so that a rerun turn calls no backend twice; default
+	// conversation/inmem (one process; use conversation/redisstore with many).
+	Calls dialogs.Recorder
+	// KB answers what no dialog takes; nil: no KB fallback.
+	KB knowledge
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
 
 // Engine answers customer messages.
 type Engine struct {
@@ -35,10 +80,27 @@ type Engine struct {
 	locks locks
 }
 
-// New returns an engine over a loaded model; Configure sets up conversations.
-func New(nlu classifier) *Engine {
-	e := &Engine{nlu: nlu, now: time.Now}
-	e.Configure(Config{})
+// New returns an engine (see Config; only NLU is required).
+func New(cfg Config) *Engine {
+	if cfg.Store == nil {
+		cfg.Store = inmem.NewStore(0)
+	}
+	if cfg.Outbox == nil {
+		cfg.Outbox = handoffmem.NewOutbox(handoff.Options{})
+	}
+	if cfg.Calls == nil {
+		cfg.Calls = inmem.NewCalls(0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	e := &Engine{nlu: cfg.NLU, now: cfg.Now, cfg: cfg}
+	if cfg.Bot != nil {
+		e.bot.Store(cfg.Bot)
+	}
 	return e
 }
 
@@ -106,7 +168,7 @@ func (e *Engine) Parse(ctx context.Context, req ParseRequest) (*ParseResult, err
 	}
 	res, err := e.nlu.Classify(ctx, []string{req.Text})
 	if err != nil {
-		return nil, modelError(err)
+		return nil, Translate(err)
 	}
 	r := res[0]
 	out := &ParseResult{Lang: lang, Model: e.Model(), Heads: map[string]HeadParse{}, Tokens: r.Tokens, Truncated: r.Truncated}
@@ -162,21 +224,6 @@ func rank(labels []string, scores []float32, k int) []Ranked {
 	}
 	slices.SortStableFunc(out, func(a, b Ranked) int { return cmp.Compare(b.Confidence, a.Confidence) })
 	return out[:min(k, len(out))]
-}
-
-// modelError translates a models error into the API's codes.
-func modelError(err error) error {
-	switch {
-	case errors.Is(err, models.ErrOverloaded):
-		return &Error{Code: Overloaded, Message: "the model is busy; retry shortly", Err: err}
-	case errors.Is(err, models.ErrClosed):
-		return &Error{Code: Unavailable, Message: "the model is not loaded", Err: err}
-	case errors.Is(err, context.DeadlineExceeded):
-		return &Error{Code: Unavailable, Message: "the model did not answer in time", Err: err}
-	case errors.Is(err, context.Canceled):
-		return &Error{Code: Canceled, Message: "request canceled", Err: err}
-	}
-	return &Error{Code: Internal, Message: "internal error", Err: err}
 }
 
 // ModelQueueDepth counts texts waiting for the model, when the classifier tells.

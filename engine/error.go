@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/kefu-ai/kefu/conversation"
+	"github.com/kefu-ai/kefu/handoff"
 	"github.com/kefu-ai/kefu/kb"
+	"github.com/kefu-ai/kefu/models"
 )
 
 // Code classifies an engine error. engine/httpapi maps each code to one HTTP status.
@@ -59,26 +62,49 @@ func ErrorCode(err error) Code {
 	return Internal
 }
 
-// KBError gives a knowledge-base error its code; the message is kb's own, which names the
-// article, field, file and line but nothing internal.
-func KBError(err error) error {
+// sentinels are the errors of kefu's leaves and of context, each with its code and the
+// message callers see (the cause is logged).
+var sentinels = []struct {
+	err  error
+	code Code
+	msg  string
+}{
+	{context.Canceled, Canceled, "request canceled"},
+	{context.DeadlineExceeded, Unavailable, "a dependency did not answer in time; retry later"},
+	{models.ErrOverloaded, Overloaded, "the model is busy; retry shortly"},
+	{models.ErrClosed, Unavailable, "the model is not loaded"},
+	{conversation.ErrNotFound, NotFound, "no such conversation"},
+	{conversation.ErrConflict, Conflict, "the conversation changed too often concurrently; retry"},
+	{conversation.ErrUnavailable, Unavailable, "the conversation store is unavailable; retry later"},
+	{handoff.ErrUnavailable, Unavailable, "the handoff outbox is unavailable; retry later"},
+	{kb.ErrUnavailable, Unavailable, "the knowledge base store is unavailable; retry later"},
+	{kb.ErrClosed, Unavailable, "the knowledge base store is unavailable; retry later"},
+}
+
+// Translate gives any error of kefu's packages its code: an *Error stays as it is; a
+// knowledge-base validation, not-found or conflict error keeps kb's own message (it names
+// the article, field, file and line but nothing internal); the other sentinels get a fixed
+// message; anything else is returned as it is (Internal). It is the one translator: the
+// engine's methods return its errors, and engine/httpapi applies it to what else fails.
+func Translate(err error) error {
+	var e *Error
 	var ve *kb.ValidationError
-	code := Internal
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &ve):
-		code = Invalid
-	case errors.Is(err, kb.ErrNotFound):
-		code = NotFound
-	case errors.Is(err, kb.ErrConflict):
-		code = Conflict
-	case errors.Is(err, kb.ErrUnavailable), errors.Is(err, kb.ErrClosed):
-		return &Error{Code: Unavailable, Message: "the knowledge base store is unavailable; retry later", Err: err}
-	case errors.Is(err, context.Canceled):
-		code = Canceled
-	default:
+	case errors.As(err, &e):
 		return err
+	case errors.As(err, &ve):
+		return &Error{Code: Invalid, Message: err.Error()}
+	case errors.Is(err, kb.ErrNotFound):
+		return &Error{Code: NotFound, Message: err.Error()}
+	case errors.Is(err, kb.ErrConflict):
+		return &Error{Code: Conflict, Message: err.Error()}
 	}
-	return &Error{Code: code, Message: err.Error()}
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			return &Error{Code: s.code, Message: s.msg, Err: err}
+		}
+	}
+	return err
 }

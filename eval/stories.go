@@ -17,7 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/kefu-ai/kefu/dialogs"
+	"github.com/kefu-ai/kefu/conversation"
 	"github.com/kefu-ai/kefu/engine"
 )
 
@@ -26,7 +26,7 @@ type Story struct {
 	Name     string
 	Lang     string
 	Channel  string
-	Customer dialogs.Customer
+	Customer conversation.Customer
 	Metadata map[string]string
 	Steps    []Step
 	File     string

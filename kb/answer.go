@@ -31,12 +31,22 @@ type Reply struct {
 	Found bool `json:"found"`
 }
 
-// Answer finds the best article for q and picks its answer variant: the experiment's
-// assignment when one runs on the article, else the control. A found answer seen in a
-// running experiment counts as an exposure of the conversation; the same article coming
-// back in the same conversation means the first answer did not resolve the question.
-// ErrNotFound when no article matches at all.
+// Answer is Find then Expose: the answer, counted in its experiment.
 func (k *KB) Answer(ctx context.Context, q Question) (*Reply, error) {
+	r, err := k.Find(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.Expose(ctx, q, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Find finds the best article for q and picks its answer variant: the experiment's
+// assignment when one runs on the article, else the control. It counts nothing (see
+// Expose), so a turn may ask again. ErrNotFound when no article matches at all.
+func (k *KB) Find(ctx context.Context, q Question) (*Reply, error) {
 	hits, err := k.Search(ctx, q.Text, q.Lang, 1)
 	if err != nil {
 		return nil, err
@@ -53,17 +63,6 @@ func (k *KB) Answer(ctx context.Context, q Question) (*Reply, error) {
 		Found: h.Confidence >= k.opt.MinConfidence, Variant: a.Answers[0].ID}
 	if e := k.runningExperiment(a.ID); e != nil && r.Found {
 		r.Experiment, r.Variant = e.ID, e.Assign(assignKey(e, q.Customer, q.Conversation))
-		if q.Conversation != "" {
-			first, err := k.store.Expose(ctx, e.ID, r.Variant, q.Conversation)
-			if err != nil {
-				return nil, fmt.Errorf("kb count exposure: %w", err)
-			}
-			if !first {
-				if err := k.store.Unresolved(ctx, e.ID, r.Variant, q.Conversation); err != nil {
-					return nil, fmt.Errorf("kb count repeat: %w", err)
-				}
-			}
-		}
 	}
 	lang := q.Lang
 	if lang == "" {
@@ -71,6 +70,26 @@ func (k *KB) Answer(ctx context.Context, q Question) (*Reply, error) {
 	}
 	r.Text = a.Text(r.Variant, lang)
 	return r, nil
+}
+
+// Expose counts r, found for q, in its experiment: an exposure of the conversation, and the
+// same article coming back in the same conversation means the first answer did not resolve
+// the question. Nothing happens outside an experiment or without a conversation; call it
+// once per answer the customer saw.
+func (k *KB) Expose(ctx context.Context, q Question, r *Reply) error {
+	if r.Experiment == "" || q.Conversation == "" {
+		return nil
+	}
+	first, err := k.store.Expose(ctx, r.Experiment, r.Variant, q.Conversation)
+	if err != nil {
+		return fmt.Errorf("kb count exposure: %w", err)
+	}
+	if !first {
+		if err := k.store.Unresolved(ctx, r.Experiment, r.Variant, q.Conversation); err != nil {
+			return fmt.Errorf("kb count repeat: %w", err)
+		}
+	}
+	return nil
 }
 
 func assignKey(e *Experiment, customer, conversation string) string {

@@ -1,19 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"time"
 
 	"github.com/kefu-ai/kefu/dialogs"
-	dialogsredis "github.com/kefu-ai/kefu/dialogs/redisstore"
-	"github.com/kefu-ai/kefu/engine"
-	"github.com/kefu-ai/kefu/engine/webhook"
 )
 
 // devSecret signs handoffs when no secret is configured and every party is on this machine.
@@ -30,13 +24,6 @@ func loadBot(dir string) (*dialogs.Bot, string, error) {
 		return nil, "", fmt.Errorf("bot bundle %s: %w", dir, err)
 	}
 	return b, dir, nil
-}
-
-// conversationSetup is what serve needs to run conversations.
-type conversationSetup struct {
-	cfg    engine.Config
-	runBox func(ctx context.Context) // runs the outbox until ctx ends
-	where  string
 }
 
 // handoffSecret returns the handoff signing secret from the bot's environment variable;
@@ -57,53 +44,4 @@ func handoffSecret(b *dialogs.Bot, handoffURL string, log *slog.Logger) ([]byte,
 	}
 	log.Warn("handoffs are signed with the development secret: set $" + b.Handoff.SecretEnv + " for anything but a demo")
 	return []byte(devSecret), nil
-}
-
-// setupConversations builds the state store and outbox (Redis when store has a client,
-// else in memory) and the delivery to the handoff URL.
-func setupConversations(b *dialogs.Bot, store *storeFlags, handoffURL string, ttl time.Duration, transcript int64, log *slog.Logger) (*conversationSetup, error) {
-	secret, err := handoffSecret(b, handoffURL, log)
-	if err != nil {
-		return nil, err
-	}
-	opt := dialogs.OutboxOptions{Backoff: b.Handoff.Backoff, MaxAttempts: b.Handoff.MaxAttempts, Timeout: b.Handoff.Timeout}
-	deliver := func(ctx context.Context, d dialogs.Delivery) error {
-		log.Info("handoff delivery without a handoff URL (dropped)", "key", d.Key, "kind", d.Kind)
-		return nil
-	}
-	if handoffURL != "" {
-		s := &webhook.Sender{URL: handoffURL, Secret: secret, Client: &http.Client{}}
-		deliver = s.Deliver
-	}
-	report := func(err error) { log.Warn("outbox", "err", err) }
-	setup := &conversationSetup{}
-	setup.cfg.Logger = log
-	if store.rdb != nil {
-		host, _ := os.Hostname()
-		consumer := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%100000)
-		box := dialogsredis.NewOutbox(store.rdb, *store.prefix, consumer, opt)
-		setup.cfg.Store = dialogsredis.New(store.rdb, dialogsredis.Options{Prefix: *store.prefix, TTL: ttl, Transcript: transcript})
-		setup.cfg.Outbox = box
-		setup.runBox = func(ctx context.Context) { box.Run(ctx, loggedDeliver(deliver, log), report) }
-		setup.where = "redis"
-		return setup, nil
-	}
-	box := dialogs.NewMemOutbox(opt)
-	setup.cfg.Store = dialogs.NewMemStore(ttl)
-	setup.cfg.Outbox = box
-	setup.runBox = func(ctx context.Context) { box.Run(ctx, loggedDeliver(deliver, log)) }
-	setup.where = "memory"
-	return setup, nil
-}
-
-func loggedDeliver(deliver dialogs.Deliver, log *slog.Logger) dialogs.Deliver {
-	return func(ctx context.Context, d dialogs.Delivery) error {
-		err := deliver(ctx, d)
-		if err != nil {
-			log.Warn("handoff delivery failed; will retry", "key", d.Key, "kind", d.Kind, "err", err)
-		} else {
-			log.Info("handoff delivered", "key", d.Key, "kind", d.Kind)
-		}
-		return err
-	}
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
@@ -27,8 +26,6 @@ type storeFlags struct {
 	redisURL *string
 	prefix   *string
 	dataDir  *string
-
-	rdb *redis.Client // set by open when state is in Redis
 }
 
 func addStoreFlags(fs *flag.FlagSet) *storeFlags {
@@ -39,32 +36,21 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	}
 }
 
-// open returns the knowledge base store and a function that closes it (and Redis).
-func (f *storeFlags) open(ctx context.Context) (kb.Store, string, func(), error) {
-	if *f.redisURL == "" {
-		j, err := kb.OpenJournal(*f.dataDir)
-		if err != nil {
-			return nil, "", nil, fmt.Errorf("knowledge base in %s: %w", *f.dataDir, err)
-		}
-		where := filepath.Join(*f.dataDir, "kb.journal")
-		if j.Recovered > 0 {
-			slog.Warn("kb journal: dropped a torn last entry", "bytes", j.Recovered, "file", where)
-		}
-		return j, where, func() { j.Close() }, nil
+// openKBStore returns the knowledge base store, where it is, and a function that closes it:
+// on rdb when it is set, else the journal in dataDir.
+func openKBStore(rdb *redis.Client, prefix, dataDir string) (kb.Store, string, func(), error) {
+	if rdb != nil {
+		return redisstore.New(rdb, redisstore.Options{Prefix: prefix}), "redis " + rdb.Options().Addr, func() {}, nil
 	}
-	opt, err := redis.ParseURL(*f.redisURL)
+	j, err := kb.OpenJournal(dataDir)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("--redis: %w", err)
+		return nil, "", nil, fmt.Errorf("knowledge base in %s: %w", dataDir, err)
 	}
-	rdb := redis.NewClient(opt)
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		rdb.Close()
-		return nil, "", nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+	where := filepath.Join(dataDir, "kb.journal")
+	if j.Recovered > 0 {
+		slog.Warn("kb journal: dropped a torn last entry", "bytes", j.Recovered, "file", where)
 	}
-	f.rdb = rdb
-	return redisstore.New(rdb, redisstore.Options{Prefix: *f.prefix}), "redis " + opt.Addr, func() { rdb.Close() }, nil
+	return j, where, func() { j.Close() }, nil
 }
 
 // seedKB imports the embedded bot bundle's kb/ articles whose ids the store does not hold
@@ -153,6 +139,7 @@ func kbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	format := fset.String("format", "", "yaml or csv (default: from the file name; yaml for export)")
 	out := fset.String("out", "", "export: write here instead of stdout")
 	author := fset.String("author", envOr("USER", "cli"), "the name the audit log records")
+	var err error
 	if err := fset.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -167,7 +154,14 @@ func kbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "kefu kb export: unexpected argument %q\n", fset.Arg(0))
 		return errUsage
 	}
-	st, where, closeStore, err := store.open(ctx)
+	var rdb *redis.Client
+	if *store.redisURL != "" {
+		if rdb, err = connectRedis(ctx, *store.redisURL); err != nil {
+			return err
+		}
+		defer rdb.Close()
+	}
+	st, where, closeStore, err := openKBStore(rdb, *store.prefix, *store.dataDir)
 	if err != nil {
 		return err
 	}

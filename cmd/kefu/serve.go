@@ -11,15 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
-	"slices"
 	"syscall"
 	"time"
 
 	"github.com/kefu-ai/kefu/dialogs"
-	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/engine/httpapi"
-	"github.com/kefu-ai/kefu/kb"
-	"github.com/kefu-ai/kefu/models"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -69,18 +65,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("--kb-min-confidence must be in (0, 1], got %v", *minConf)
 	}
 
-	clf, rt, closeModel, err := openModel(openRuntime, *modelDir, *cfg)
+	srv, err := open(ctx, serverConfig{OpenRuntime: openRuntime, ModelDir: *modelDir, Model: *cfg, BotDir: *botDir,
+		HandoffURL: *handoffURL, KBMinConfidence: *minConf, StateTTL: *stateTTL, Transcript: *transcript,
+		RedisURL: *store.redisURL, RedisPrefix: *store.prefix, DataDir: *store.dataDir, Logger: log})
 	if err != nil {
 		return err
 	}
-	defer closeModel()
-
-	a, err := assemble(ctx, clf, store, *botDir, *handoffURL, *minConf, *stateTTL, *transcript, log)
-	if err != nil {
-		return err
-	}
-	defer a.close()
-	eng, knowledge := a.eng, a.knowledge
+	defer srv.Close()
+	eng, knowledge, clf := srv.eng, srv.knowledge, srv.clf
 	reload := func() (string, error) {
 		nb, where, err := loadBot(*botDir)
 		if err != nil {
@@ -118,10 +110,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	m := clf.Manifest()
 	log.Info("kefu serving", "addr", ln.Addr().String(), "model", m.Name, "model_version", m.Version,
-		"provider", clf.Provider(), "onnxruntime", rt.Version(), "version", version)
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+		"provider", clf.Provider(), "onnxruntime", srv.rt.Version(), "version", version)
+	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- hs.Serve(ln) }()
 	select {
 	case err := <-done:
 		return err
@@ -130,35 +122,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil {
+	if err := hs.Shutdown(shutdown); err != nil {
 		return err
 	}
 	if err := <-done; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
-}
-
-// openModel opens the ONNX Runtime and loads the bundle in dir, or the embedded demo model
-// when dir is empty. closeModel releases both.
-func openModel(openRuntime func() (*models.Runtime, error), dir string, cfg models.Config) (clf *models.Classifier, rt *models.Runtime, closeModel func(), err error) {
-	if rt, err = openRuntime(); err != nil {
-		return nil, nil, nil, err
-	}
-	if dir == "" {
-		tmp, err := extractModel()
-		if err != nil {
-			rt.Close()
-			return nil, nil, nil, fmt.Errorf("embedded model: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	if clf, err = models.Load(rt, dir, cfg); err != nil {
-		rt.Close()
-		return nil, nil, nil, err
-	}
-	return clf, rt, func() { clf.Close(); rt.Close() }, nil
 }
 
 // loopback says whether addr (host:port) only listens on a loopback interface.
@@ -179,69 +149,4 @@ func envOr(name, fallback string) string {
 		return v
 	}
 	return fallback
-}
-
-// noDelivery as assemble's handoff URL decides handoffs but delivers none (kefu test).
-const noDelivery = "-"
-
-// assembly is a running engine: knowledge base, bot, state store and outbox.
-type assembly struct {
-	eng       *engine.Engine
-	knowledge *kb.KB
-	close     func()
-}
-
-// assemble builds the engine that serve (and kefu test, in process) runs: the knowledge
-// base seeded from the bundle, the bot (--bot or the embedded demo), the state store and the
-// outbox delivering to handoffURL (default: the bot's handoff.url), running until close.
-func assemble(ctx context.Context, clf *models.Classifier, store *storeFlags, botDir, handoffURL string, minConf float64, ttl time.Duration, transcript int64, log *slog.Logger) (a *assembly, err error) {
-	var closers []func()
-	a = &assembly{close: func() {
-		for _, c := range slices.Backward(closers) {
-			c()
-		}
-	}}
-	defer func() {
-		if err != nil {
-			a.close()
-		}
-	}()
-	st, where, closeStore, err := store.open(ctx)
-	if err != nil {
-		return nil, err
-	}
-	closers = append(closers, closeStore)
-	if a.knowledge, err = kb.Open(ctx, st, kb.Options{MinConfidence: minConf, Logger: log}); err != nil {
-		return nil, err
-	}
-	closers = append(closers, func() { a.knowledge.Close() })
-	seeded, err := seedKB(ctx, a.knowledge)
-	if err != nil {
-		return nil, fmt.Errorf("bundle kb: %w", err)
-	}
-	log.Info("knowledge base", "store", where, "searchable", a.knowledge.Len(), "seeded_from_bundle", seeded.Created)
-	b, botWhere, err := loadBot(botDir)
-	if err != nil {
-		return nil, err
-	}
-	switch handoffURL {
-	case "":
-		handoffURL = b.Handoff.URL
-	case noDelivery:
-		handoffURL = ""
-	}
-	conv, err := setupConversations(b, store, handoffURL, ttl, transcript, log)
-	if err != nil {
-		return nil, err
-	}
-	a.eng = engine.New(clf)
-	conv.cfg.Bot = dialogs.NewMachine(b, nil)
-	conv.cfg.KB = a.knowledge
-	a.eng.Configure(conv.cfg)
-	boxCtx, stopBox := context.WithCancel(context.Background())
-	boxDone := make(chan struct{})
-	go func() { defer close(boxDone); conv.runBox(boxCtx) }()
-	closers = append(closers, func() { stopBox(); <-boxDone })
-	log.Info("bot", "bot", botWhere, "flows", len(b.Flows), "state", conv.where, "handoff_url", handoffURL)
-	return a, nil
 }

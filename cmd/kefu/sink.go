@@ -13,7 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kefu-ai/kefu/engine/webhook"
+	"github.com/kefu-ai/kefu/handoff"
+	"github.com/kefu-ai/kefu/handoff/webhook"
 )
 
 // handoffSink runs `kefu handoff-sink`: a receiver that verifies handoff signatures and
@@ -57,19 +58,11 @@ func handoffSink(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 // printDelivery prints a handoff as a readable block (other deliveries on one line).
 func printDelivery(w io.Writer, r webhook.Received) {
-	if r.Kind != "handoff" {
+	if r.Kind != handoff.KindHandoff {
 		fmt.Fprintf(w, "%s %s %s\n", r.At.Format(time.TimeOnly), r.Kind, r.Body)
 		return
 	}
-	var p struct {
-		Conversation, Reason, Priority, Summary string
-		Customer                                struct{ ID, Tier string }
-		Slots                                   map[string]string
-		Transcript                              []struct {
-			Text, Intent, Emotion string
-			Replies               []string
-		}
-	}
+	var p handoff.Payload
 	json.Unmarshal(r.Body, &p)
 	fmt.Fprintf(w, "=== handoff %s: conversation %s, reason %s, priority %s, customer %s (%s)\n", r.Key, p.Conversation, p.Reason, p.Priority, p.Customer.ID, p.Customer.Tier)
 	fmt.Fprintf(w, "    summary: %s\n    slots: %v\n", p.Summary, p.Slots)

@@ -68,26 +68,20 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	} else {
-		clf, _, closeModel, err := openModel(openRuntime, *modelDir, *cfg)
-		if err != nil {
-			return err
-		}
-		defer closeModel()
 		tmp, err := os.MkdirTemp("", "kefu-test-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		none, prefix := "", "kefu"
-		store := &storeFlags{redisURL: &none, prefix: &prefix, dataDir: &tmp}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 		// No handoff URL: handoffs are decided and checked, not delivered.
-		a, err := assemble(ctx, clf, store, *botDir, noDelivery, 0.3, time.Hour, 0, log)
+		srv, err := open(ctx, serverConfig{OpenRuntime: openRuntime, ModelDir: *modelDir, Model: *cfg, BotDir: *botDir,
+			HandoffURL: noDelivery, KBMinConfidence: 0.3, StateTTL: time.Hour, DataDir: tmp, RedisPrefix: "kefu", Logger: log})
 		if err != nil {
 			return err
 		}
-		defer a.close()
-		chat = a.eng
+		defer srv.Close()
+		chat = srv.eng
 	}
 	run := time.Now().UnixMilli()
 	var results []eval.StoryResult

@@ -5,7 +5,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/engine"
 )
 
@@ -27,11 +26,21 @@ func (s *Server) message(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
+	if key := c.Request().Header.Get("Idempotency-Key"); key != "" {
+		if req.MessageID != "" && req.MessageID != key {
+			return engine.Errorf(engine.Invalid, "the Idempotency-Key header and message_id differ; send one of them")
+		}
+		req.MessageID = key
+	}
 	res, err := s.eng.Message(c.Request().Context(), c.Param("id"), req)
 	if err != nil {
 		return err
 	}
-	s.metrics.turn(res)
+	if res.Replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	} else {
+		s.metrics.turn(res)
+	}
 	return c.JSON(http.StatusOK, res)
 }
 
@@ -66,9 +75,6 @@ func (s *Server) deadLetters(c echo.Context) error {
 	dead, err := s.eng.DeadLetters(c.Request().Context())
 	if err != nil {
 		return err
-	}
-	if dead == nil {
-		dead = []dialogs.DeadLetter{}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"dead_letters": dead, "count": len(dead)})
 }

@@ -183,7 +183,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	err = engine.KBError(err)
+	err = engine.Translate(err)
 	var body errorBody
 	status := http.StatusInternalServerError
 	var he *echo.HTTPError

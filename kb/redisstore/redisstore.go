@@ -312,6 +312,11 @@ func (s *Store) Counts(ctx context.Context, exp string) (map[string]kb.Counts, e
 func (s *Store) Close() error { return nil }
 
 // unavailable wraps a Redis failure as kb.ErrUnavailable.
+// unavailable marks a Redis error as kb.ErrUnavailable; the caller's own cancellation or
+// deadline stays what it is (as in every store of kefu).
 func unavailable(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
 	return fmt.Errorf("%w: redis: %v", kb.ErrUnavailable, err)
 }

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kefu-ai/kefu/dialogs"
-	"github.com/kefu-ai/kefu/engine/webhook"
+	"github.com/kefu-ai/kefu/handoff"
+	"github.com/kefu-ai/kefu/handoff/webhook"
 )
 
 func TestSignatureIsHMACOverTimestampAndBody(t *testing.T) {
@@ -45,7 +45,7 @@ func TestSenderAndSinkKeepOnePerKey(t *testing.T) {
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
 	good := &webhook.Sender{URL: srv.URL, Secret: []byte("k")}
-	d := dialogs.Delivery{Key: "conv:handoff:1", Kind: "handoff", Body: []byte(`{"type":"handoff"}`)}
+	d := handoff.Delivery{Key: "conv:handoff:1", Kind: "handoff", Body: []byte(`{"type":"handoff"}`)}
 	for range 3 {
 		if err := good.Deliver(context.Background(), d); err != nil {
 			t.Fatal(err)

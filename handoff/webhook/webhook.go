@@ -23,7 +23,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kefu-ai/kefu/dialogs"
+	"github.com/kefu-ai/kefu/handoff"
 )
 
 // Header names.
@@ -68,7 +68,7 @@ type Sender struct {
 }
 
 // Deliver posts d once; an error (network, non-2xx status) means retry later.
-func (s *Sender) Deliver(ctx context.Context, d dialogs.Delivery) error {
+func (s *Sender) Deliver(ctx context.Context, d handoff.Delivery) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(d.Body))
 	if err != nil {
 		return err

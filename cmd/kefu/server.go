@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kefu-ai/kefu/conversation"
+	convmem "github.com/kefu-ai/kefu/conversation/inmem"
+	convredis "github.com/kefu-ai/kefu/conversation/redisstore"
+	"github.com/kefu-ai/kefu/dialogs"
+	"github.com/kefu-ai/kefu/engine"
+	"github.com/kefu-ai/kefu/handoff"
+	boxmem "github.com/kefu-ai/kefu/handoff/inmem"
+	boxredis "github.com/kefu-ai/kefu/handoff/redisstore"
+	"github.com/kefu-ai/kefu/handoff/webhook"
+	"github.com/kefu-ai/kefu/kb"
+	"github.com/kefu-ai/kefu/models"
+)
+
+// serverConfig is what a kefu server is built from: serve's flags, or kefu test's.
+type serverConfig struct {
+	// OpenRuntime opens ONNX Runtime (the --ort-lib flag's function).
+	OpenRuntime func() (*models.Runtime, error)
+	// ModelDir is the model bundle; "" the embedded demo model. Model tunes serving it.
+	ModelDir string
+	Model    models.Config
+	// BotDir is the bot bundle; "" the embedded demo bot.
+	BotDir string
+	// HandoffURL receives handoffs; "" the bot's handoff.url; noDelivery decides handoffs
+	// and delivers none.
+	HandoffURL string
+	// KBMinConfidence: KB answers below it are not called found.
+	KBMinConfidence float64
+	// StateTTL keeps idle conversations (and action results) this long.
+	StateTTL time.Duration
+	// Transcript: with Redis, keep every turn in a stream of about this many entries.
+	Transcript int64
+	// RedisURL: conversations, outbox and KB on this Redis; "" in memory and the KB journal
+	// under DataDir. RedisPrefix starts every key.
+	RedisURL, RedisPrefix, DataDir string
+	Logger                         *slog.Logger
+}
+
+// noDelivery as the handoff URL decides handoffs but delivers none (kefu test).
+const noDelivery = "-"
+
+// server is a running kefu: the model, the knowledge base, the bot, the conversation store,
+// the action record and the handoff outbox (delivering in the background) — everything but
+// the HTTP listener.
+type server struct {
+	clf       *models.Classifier
+	rt        *models.Runtime
+	knowledge *kb.KB
+	eng       *engine.Engine
+	bot       string // where the bot came from
+
+	closers []func()
+	once    sync.Once
+}
+
+// open builds a server from cfg. On error, whatever was opened is closed again and the
+// error says what failed (a bad bundle's file and line).
+func open(ctx context.Context, cfg serverConfig) (*server, error) {
+	s := &server{}
+	if err := s.open(ctx, cfg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops the outbox and closes what open opened, last first; safe to call twice.
+func (s *server) Close() {
+	s.once.Do(func() {
+		for _, c := range slices.Backward(s.closers) {
+			c()
+		}
+	})
+}
+
+func (s *server) onClose(f func()) { s.closers = append(s.closers, f) }
+
+func (s *server) open(ctx context.Context, cfg serverConfig) error {
+	log := cfg.Logger
+	b, where, err := loadBot(cfg.BotDir)
+	if err != nil {
+		return err
+	}
+	s.bot = where
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		if rdb, err = connectRedis(ctx, cfg.RedisURL); err != nil {
+			return err
+		}
+		s.onClose(func() { rdb.Close() })
+	}
+	if s.rt, err = cfg.OpenRuntime(); err != nil {
+		return err
+	}
+	s.onClose(func() { s.rt.Close() })
+	if s.clf, err = loadModel(s.rt, cfg.ModelDir, cfg.Model); err != nil {
+		return err
+	}
+	s.onClose(func() { s.clf.Close() })
+
+	st, kbWhere, closeKB, err := openKBStore(rdb, cfg.RedisPrefix, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	s.onClose(closeKB)
+	if s.knowledge, err = kb.Open(ctx, st, kb.Options{MinConfidence: cfg.KBMinConfidence, Logger: log}); err != nil {
+		return err
+	}
+	s.onClose(func() { s.knowledge.Close() })
+	seeded, err := seedKB(ctx, s.knowledge)
+	if err != nil {
+		return fmt.Errorf("bundle kb: %w", err)
+	}
+	log.Info("knowledge base", "store", kbWhere, "searchable", s.knowledge.Len(), "seeded_from_bundle", seeded.Created)
+
+	handoffURL := cfg.HandoffURL
+	switch handoffURL {
+	case "":
+		handoffURL = b.Handoff.URL
+	case noDelivery:
+		handoffURL = ""
+	}
+	deliver, err := deliveries(b, handoffURL, log)
+	if err != nil {
+		return err
+	}
+	var (
+		store  conversation.Store
+		calls  dialogs.Recorder
+		outbox handoff.Outbox
+		state  = "memory"
+	)
+	if rdb != nil {
+		host, _ := os.Hostname()
+		consumer := fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()%100000)
+		store = convredis.New(rdb, convredis.Options{Prefix: cfg.RedisPrefix, TTL: cfg.StateTTL, Transcript: cfg.Transcript})
+		calls = convredis.NewCalls(rdb, cfg.RedisPrefix, cfg.StateTTL)
+		outbox = boxredis.NewOutbox(rdb, cfg.RedisPrefix, consumer, b.Handoff.Options, func(err error) { log.Warn("outbox", "err", err) })
+		state = "redis"
+	} else {
+		store = convmem.NewStore(cfg.StateTTL)
+		calls = convmem.NewCalls(cfg.StateTTL)
+		outbox = boxmem.NewOutbox(b.Handoff.Options)
+	}
+	s.eng = engine.New(engine.Config{NLU: s.clf, Bot: dialogs.NewMachine(b, nil), Store: store, Outbox: outbox, Calls: calls, KB: s.knowledge, Logger: log})
+	boxCtx, stopBox := context.WithCancel(context.Background())
+	boxDone := make(chan struct{})
+	go func() { defer close(boxDone); outbox.Run(boxCtx, deliver) }()
+	s.onClose(func() { stopBox(); <-boxDone })
+	log.Info("bot", "bot", where, "flows", len(b.Flows), "state", state, "handoff_url", handoffURL)
+	return nil
+}
+
+// deliveries returns how handoffs reach handoffURL: signed POSTs, logged; without a URL
+// they are logged and dropped.
+func deliveries(b *dialogs.Bot, handoffURL string, log *slog.Logger) (handoff.Deliver, error) {
+	if handoffURL == "" {
+		return func(ctx context.Context, d handoff.Delivery) error {
+			log.Info("handoff delivery without a handoff URL (dropped)", "key", d.Key, "kind", d.Kind)
+			return nil
+		}, nil
+	}
+	secret, err := handoffSecret(b, handoffURL, log)
+	if err != nil {
+		return nil, err
+	}
+	sender := &webhook.Sender{URL: handoffURL, Secret: secret, Client: &http.Client{}}
+	return func(ctx context.Context, d handoff.Delivery) error {
+		err := sender.Deliver(ctx, d)
+		if err != nil {
+			log.Warn("handoff delivery failed; will retry", "key", d.Key, "kind", d.Kind, "err", err)
+		} else {
+			log.Info("handoff delivered", "key", d.Key, "kind", d.Kind)
+		}
+		return err
+	}, nil
+}
+
+// connectRedis returns a client for url, checked with a PING.
+func connectRedis(ctx context.Context, url string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("--redis: %w", err)
+	}
+	rdb := redis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+	}
+	return rdb, nil
+}
+
+// loadModel loads the bundle in dir, or the embedded demo model when dir is empty.
+func loadModel(rt *models.Runtime, dir string, cfg models.Config) (*models.Classifier, error) {
+	if dir == "" {
+		tmp, err := extractModel()
+		if err != nil {
+			return nil, fmt.Errorf("embedded model: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	return models.Load(rt, dir, cfg)
+}
+
+// openModel opens the ONNX Runtime and loads the bundle in dir (see loadModel); closeModel
+// releases both.
+func openModel(openRuntime func() (*models.Runtime, error), dir string, cfg models.Config) (clf *models.Classifier, rt *models.Runtime, closeModel func(), err error) {
+	if rt, err = openRuntime(); err != nil {
+		return nil, nil, nil, err
+	}
+	if clf, err = loadModel(rt, dir, cfg); err != nil {
+		rt.Close()
+		return nil, nil, nil, err
+	}
+	return clf, rt, func() { clf.Close(); rt.Close() }, nil
+}

@@ -1,0 +1,398 @@
+package engine
+
+import (
+	"context"
+	"hash/fnv"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/kefu-ai/kefu/conversation"
+	"github.com/kefu-ai/kefu/dialogs"
+	"github.com/kefu-ai/kefu/handoff"
+	"github.com/kefu-ai/kefu/kb"
+)
+
+// MaxTextRunes bounds a customer message.
+const MaxTextRunes = 4000
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// MessageRequest is one customer message.
+type MessageRequest struct {
+	Text     string                `json:"text"`
+	Lang     string                `json:"lang,omitempty"` // zh, en, or "" / auto
+	Channel  string                `json:"channel,omitempty"`
+	Customer conversation.Customer `json:"customer"`
+	Metadata map[string]string     `json:"metadata,omitempty"`
+	// MessageID identifies the message for retries ([A-Za-z0-9._:-]{1,128}; the HTTP API
+	// also takes it as the Idempotency-Key header): sent again, the message is answered
+	// with the first reply and recorded once. Kept for the conversation's last 16 messages.
+	MessageID string `json:"message_id,omitempty"`
+}
+
+// MessageResult is kefu's answer to one message.
+type MessageResult struct {
+	Conversation string            `json:"conversation"`
+	MessageID    string            `json:"message_id,omitempty"`
+	Turn         int               `json:"turn"`
+	Messages     []Message         `json:"messages"`
+	Intent       Intent            `json:"intent"`
+	Emotion      Emotion           `json:"emotion"`
+	Flow         string            `json:"flow,omitempty"`
+	State        string            `json:"state,omitempty"`
+	Slots        map[string]string `json:"slots"`
+	// Source: dialog, kb, clarify, handoff (handed off now, or the bot is silent while a
+	// person has the conversation).
+	Source  string       `json:"source"`
+	KB      *kb.Reply    `json:"kb,omitempty"`
+	Handoff *HandoffInfo `json:"handoff,omitempty"`
+	Lang    string       `json:"lang"`
+	// Replayed: this message id was answered before; this is that answer, and nothing was
+	// recorded again.
+	Replayed bool    `json:"replayed,omitempty"`
+	TookMS   float64 `json:"took_ms"`
+}
+
+// Message is one bot message.
+type Message struct {
+	Text string `json:"text"`
+}
+
+// Intent is the understood intent.
+type Intent struct {
+	Name       string  `json:"name"`
+	Confidence float32 `json:"confidence"`
+}
+
+// Emotion is the understood emotion.
+type Emotion struct {
+	Label string  `json:"label"`
+	Score float32 `json:"score"`
+}
+
+// HandoffInfo tells the frontend that a person has (or is getting) the conversation.
+type HandoffInfo struct {
+	ID       string    `json:"id"`
+	Status   string    `json:"status"` // queued or released
+	Reason   string    `json:"reason"`
+	Priority string    `json:"priority"`
+	At       time.Time `json:"at"`
+}
+
+func handoffInfo(c *conversation.Conversation) *HandoffInfo {
+	if c.Handoff == nil {
+		return nil
+	}
+	h := c.Handoff
+	return &HandoffInfo{ID: h.ID, Status: h.Status, Reason: h.Reason, Priority: h.Priority, At: h.At}
+}
+
+// ConversationView is a conversation as GET /v1/conversations/{id} shows it: what the
+// customer said and was told, where the dialog stands, and who has it. The stored record
+// (conversation.Conversation) keeps more, for the engine only.
+type ConversationView struct {
+	ID        string                `json:"id"`
+	Created   time.Time             `json:"created"`
+	Updated   time.Time             `json:"updated"`
+	Lang      string                `json:"lang"`
+	Channel   string                `json:"channel,omitempty"`
+	Customer  conversation.Customer `json:"customer"`
+	Metadata  map[string]string     `json:"metadata,omitempty"`
+	Flow      string                `json:"flow,omitempty"`
+	State     string                `json:"state,omitempty"`
+	Slots     map[string]string     `json:"slots"`
+	Handoff   *HandoffInfo          `json:"handoff,omitempty"`
+	Closed    bool                  `json:"closed"`
+	CSAT      int                   `json:"csat,omitempty"`  // 1–5 once given
+	Thumb     string                `json:"thumb,omitempty"` // up or down once given
+	TurnCount int                   `json:"turn_count"`
+	// Turns are the recent turns (the last 50), oldest first.
+	Turns []TurnView `json:"turns"`
+}
+
+// TurnView is one customer message and the bot's replies.
+type TurnView struct {
+	Seq          int       `json:"seq"`
+	MessageID    string    `json:"message_id,omitempty"`
+	At           time.Time `json:"at"`
+	Text         string    `json:"text"`
+	Lang         string    `json:"lang"`
+	Intent       string    `json:"intent,omitempty"`
+	Confidence   float32   `json:"confidence"`
+	Emotion      string    `json:"emotion,omitempty"`
+	EmotionScore float32   `json:"emotion_score"`
+	Source       string    `json:"source"` // dialog, kb, clarify, handoff, agent
+	Replies      []string  `json:"replies"`
+	Article      string    `json:"article,omitempty"`
+}
+
+func view(c *conversation.Conversation) *ConversationView {
+	v := &ConversationView{ID: c.ID, Created: c.Created, Updated: c.Updated, Lang: c.Lang, Channel: c.Channel, Customer: c.Customer,
+		Metadata: c.Metadata, Flow: c.Flow, State: c.State, Slots: c.Slots, Handoff: handoffInfo(c), Closed: c.Closed, CSAT: c.CSAT,
+		TurnCount: c.TurnCount, Turns: make([]TurnView, 0, len(c.Turns))}
+	if v.Slots == nil {
+		v.Slots = map[string]string{}
+	}
+	switch c.Thumb {
+	case 1:
+		v.Thumb = "up"
+	case -1:
+		v.Thumb = "down"
+	}
+	for _, t := range c.Turns {
+		replies := t.Replies
+		if replies == nil {
+			replies = []string{}
+		}
+		v.Turns = append(v.Turns, TurnView{Seq: t.Seq, MessageID: t.MessageID, At: t.At, Text: t.Text, Lang: t.Lang, Intent: t.Intent,
+			Confidence: t.Confidence, Emotion: t.Emotion, EmotionScore: t.EmotionScore, Source: t.Source, Replies: replies, Article: t.Article})
+	}
+	return v
+}
+
+// understanding is the NLU's reading of one message.
+type understanding struct {
+	lang     string
+	intent   Intent
+	emotion  Emotion
+	negative float64 // sum of the policy's negative emotions' scores
+}
+
+func (u understanding) reading() handoff.Reading {
+	return handoff.Reading{Intent: u.intent.Name, Confidence: u.intent.Confidence, Negative: u.negative}
+}
+
+// SetBot swaps in a reloaded bot; turns already running finish on the old one.
+func (e *Engine) SetBot(m *dialogs.Machine) { e.bot.Store(m) }
+
+// Bot returns the current bot (nil when none is loaded).
+func (e *Engine) Bot() *dialogs.Machine { return e.bot.Load() }
+
+type locks [256]sync.Mutex
+
+func (l *locks) of(id string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return &l[h.Sum32()%uint32(len(l))]
+}
+
+// machine returns the running bot, or Unavailable.
+func (e *Engine) machine() (*dialogs.Machine, error) {
+	m := e.bot.Load()
+	if m == nil {
+		return nil, Errorf(Unavailable, "no bot is loaded")
+	}
+	return m, nil
+}
+
+// CheckID refuses conversation ids outside [A-Za-z0-9._:-]{1,128}.
+func CheckID(id string) error {
+	if !idPattern.MatchString(id) {
+		return Errorf(Invalid, "conversation id must match [A-Za-z0-9._:-]{1,128}, got %q", truncate(id, 140))
+	}
+	return nil
+}
+
+// Conversation returns a conversation's state and recent transcript. Errors: Invalid,
+// NotFound, Unavailable.
+func (e *Engine) Conversation(ctx context.Context, id string) (*ConversationView, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	if _, err := e.machine(); err != nil {
+		return nil, err
+	}
+	c, err := e.cfg.Store.Load(ctx, id)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	return view(c), nil
+}
+
+// DeleteConversation ends and erases a conversation (deliveries its last turn decided are
+// queued first). Errors: Invalid, NotFound, Unavailable.
+func (e *Engine) DeleteConversation(ctx context.Context, id string) error {
+	if err := CheckID(id); err != nil {
+		return err
+	}
+	if _, err := e.machine(); err != nil {
+		return err
+	}
+	return e.update(ctx, id, nil, func(c *conversation.Conversation) (plan, error) {
+		return plan{erase: true, effects: e.resend(c)}, nil
+	})
+}
+
+// Event is something that happened to a conversation outside its messages.
+type Event struct {
+	// Type: csat (Score 1–5), thumbs (Thumb "up" or "down"), agent.released (a person gives
+	// the conversation back to the bot), conversation.closed.
+	Type  string `json:"type"`
+	Score int    `json:"score,omitempty"`
+	Thumb string `json:"thumb,omitempty"`
+}
+
+// EventResult is the conversation after an event.
+type EventResult struct {
+	Conversation string       `json:"conversation"`
+	Closed       bool         `json:"closed"`
+	Handoff      *HandoffInfo `json:"handoff,omitempty"`
+}
+
+// Event records an event. CSAT and thumbs also reach the KB article last answered (its
+// experiment counts them). Errors: Invalid, NotFound, Conflict (release without a handoff),
+// Unavailable.
+func (e *Engine) Event(ctx context.Context, id string, ev Event) (*EventResult, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	m, err := e.machine()
+	if err != nil {
+		return nil, err
+	}
+	thumb := 0
+	switch ev.Type {
+	case "csat":
+		if ev.Score < 1 || ev.Score > 5 {
+			return nil, Errorf(Invalid, "score must be 1 to 5 for a csat event, got %d", ev.Score)
+		}
+	case "thumbs":
+		switch ev.Thumb {
+		case "up":
+			thumb = 1
+		case "down":
+			thumb = -1
+		default:
+			return nil, Errorf(Invalid, `thumb must be "up" or "down", got %q`, truncate(ev.Thumb, 20))
+		}
+	case "agent.released", "conversation.closed":
+	default:
+		return nil, Errorf(Invalid, "type must be csat, thumbs, agent.released or conversation.closed, got %q", truncate(ev.Type, 40))
+	}
+	var out *EventResult
+	err = e.update(ctx, id, nil, func(c *conversation.Conversation) (plan, error) {
+		var effects []effect
+		switch ev.Type {
+		case "csat":
+			c.CSAT = ev.Score
+		case "thumbs":
+			c.Thumb = thumb
+		case "agent.released":
+			if !m.Bot().Handoff.Policy.Release(c) {
+				return plan{}, Errorf(Conflict, "conversation %s is not with an agent", id)
+			}
+		case "conversation.closed":
+			c.Closed = true
+		}
+		if (ev.Type == "csat" || ev.Type == "thumbs") && c.LastArticle != "" {
+			f := kb.Feedback{Article: c.LastArticle, Customer: c.Customer.ID, Conversation: c.ID, Thumb: thumb}
+			if ev.Type == "csat" {
+				f.CSAT = ev.Score
+			}
+			effects = append(effects, e.feedback(f))
+		}
+		c.Updated = e.now()
+		out = &EventResult{Conversation: id, Closed: c.Closed, Handoff: handoffInfo(c)}
+		return plan{write: true, effects: effects}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Ready says whether the state store answers (the model is loaded by construction).
+func (e *Engine) Ready(ctx context.Context) error {
+	return Translate(e.cfg.Store.Ping(ctx))
+}
+
+// OutboxDepth counts handoff deliveries waiting.
+func (e *Engine) OutboxDepth(ctx context.Context) (int64, error) { return e.cfg.Outbox.Depth(ctx) }
+
+// DeadLetters lists deliveries that failed every attempt. Errors: Unavailable.
+func (e *Engine) DeadLetters(ctx context.Context) ([]handoff.DeadLetter, error) {
+	d, err := e.cfg.Outbox.Dead(ctx)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	if d == nil {
+		d = []handoff.DeadLetter{}
+	}
+	return d, nil
+}
+
+// understand runs the model on the message.
+func (e *Engine) understand(ctx context.Context, bot *dialogs.Bot, req MessageRequest) (understanding, error) {
+	lang, err := language(req.Lang, req.Text)
+	if err != nil {
+		return understanding{}, err
+	}
+	if !slices.Contains(bot.Languages, lang) {
+		lang = bot.Languages[0]
+	}
+	res, err := e.nlu.Classify(ctx, []string{req.Text})
+	if err != nil {
+		return understanding{}, Translate(err)
+	}
+	u := understanding{lang: lang}
+	heads := e.nlu.Manifest().Heads
+	for i, h := range res[0].Heads {
+		switch h.Head {
+		case "intent":
+			u.intent = Intent{Name: h.Label, Confidence: h.Confidence}
+		case "emotion":
+			u.emotion = Emotion{Label: h.Label, Score: h.Confidence}
+			for j, l := range heads[i].Labels {
+				if bot.Handoff.Policy.Negative(l) {
+					u.negative += float64(h.Scores[j])
+				}
+			}
+		}
+	}
+	return u, nil
+}
+
+// weakLanguage: the text says little about its language (no Han characters and fewer than
+// two words of letters only: an order number, "ok", an email address).
+func weakLanguage(text string) bool {
+	words := 0
+	for _, w := range strings.FieldsFunc(text, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsPunct(r) }) {
+		letters := true
+		for _, r := range w {
+			if unicode.Is(unicode.Han, r) {
+				return false
+			}
+			if !unicode.IsLetter(r) {
+				letters = false
+			}
+		}
+		if letters && utf8.RuneCountInString(w) > 1 {
+			words++
+		}
+	}
+	return words < 2
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
+
+func checkCustomer(req MessageRequest) error {
+	if len(req.Customer.ID) > 128 || len(req.Customer.Tier) > 64 || len(req.Customer.Tags) > 64 || len(req.Channel) > 64 || len(req.Metadata) > 64 {
+		return Errorf(Invalid, "customer.id (128), customer.tier (64), customer.tags (64 tags), channel (64) or metadata (64 keys) is too long")
+	}
+	for _, s := range append([]string{req.Customer.ID, req.Customer.Tier, req.Channel}, req.Customer.Tags...) {
+		if !utf8.ValidString(s) {
+			return Errorf(Invalid, "customer and channel fields must be valid UTF-8")
+		}
+	}
+	return nil
+}

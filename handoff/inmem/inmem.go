@@ -1,0 +1,112 @@
+// Package inmem is a handoff outbox in this process (the embedded default): deliveries are
+// retried with back-off while the process lives, and lost if it stops. Use
+// handoff/redisstore for durability.
+package inmem
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/kefu-ai/kefu/handoff"
+)
+
+// Outbox is an outbox in memory.
+type Outbox struct {
+	opt   handoff.Options
+	mu    sync.Mutex
+	queue []*item
+	seen  map[string]bool
+	dead  []handoff.DeadLetter
+	wake  chan struct{}
+}
+
+type item struct {
+	d        handoff.Delivery
+	attempts int
+	due      time.Time
+}
+
+var _ handoff.Outbox = (*Outbox)(nil)
+
+// NewOutbox returns an empty outbox.
+func NewOutbox(opt handoff.Options) *Outbox {
+	return &Outbox{opt: opt.Defaults(), seen: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// Enqueue adds d unless its key was enqueued before.
+func (o *Outbox) Enqueue(_ context.Context, d handoff.Delivery) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.seen[d.Key] {
+		return nil
+	}
+	o.seen[d.Key] = true
+	o.queue = append(o.queue, &item{d: d})
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Depth counts deliveries waiting or being retried.
+func (o *Outbox) Depth(context.Context) (int64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return int64(len(o.queue)), nil
+}
+
+// Dead lists dead letters, oldest first.
+func (o *Outbox) Dead(context.Context) ([]handoff.DeadLetter, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]handoff.DeadLetter(nil), o.dead...), nil
+}
+
+// Run delivers until ctx ends, one delivery at a time, in order of due time.
+func (o *Outbox) Run(ctx context.Context, deliver handoff.Deliver) {
+	for {
+		o.mu.Lock()
+		var next *item
+		now := time.Now()
+		wait := time.Hour
+		for _, it := range o.queue {
+			if !it.due.After(now) {
+				next = it
+				break
+			}
+			wait = min(wait, it.due.Sub(now))
+		}
+		o.mu.Unlock()
+		if next == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-o.wake:
+			case <-time.After(wait):
+			}
+			continue
+		}
+		err := o.opt.Attempt(ctx, deliver, next.d)
+		if ctx.Err() != nil {
+			return
+		}
+		o.mu.Lock()
+		next.attempts++
+		if err == nil || next.attempts >= o.opt.MaxAttempts {
+			if err != nil {
+				o.dead = append(o.dead, handoff.DeadLetter{Delivery: next.d, Attempts: next.attempts, Error: err.Error(), At: time.Now()})
+			}
+			for i, it := range o.queue {
+				if it == next {
+					o.queue = append(o.queue[:i], o.queue[i+1:]...)
+					break
+				}
+			}
+		} else {
+			next.due = time.Now().Add(o.opt.Wait(next.attempts))
+		}
+		o.mu.Unlock()
+	}
+}

@@ -1,0 +1,89 @@
+package handoff
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrUnavailable: the outbox's store cannot be reached.
+var ErrUnavailable = errors.New("handoff outbox unavailable")
+
+// Delivery is a message for the people side (a handoff, a relayed customer message), sent
+// at least once; Key is its idempotency key, the same on every attempt, so the receiver
+// keeps one per key. Enqueuing a key twice keeps the first.
+type Delivery struct {
+	Key      string    `json:"key"`
+	Kind     string    `json:"kind"` // KindHandoff or KindMessage
+	Body     []byte    `json:"body"`
+	Enqueued time.Time `json:"enqueued"`
+}
+
+// DeadLetter is a delivery that failed every attempt.
+type DeadLetter struct {
+	Delivery
+	Attempts int       `json:"attempts"`
+	Error    string    `json:"error"`
+	At       time.Time `json:"at"`
+}
+
+// Outbox carries deliveries to the handoff API (inmem.Outbox, redisstore.Outbox).
+type Outbox interface {
+	// Enqueue adds d unless a delivery with its key was enqueued before.
+	Enqueue(ctx context.Context, d Delivery) error
+	// Depth counts deliveries not yet delivered.
+	Depth(ctx context.Context) (int64, error)
+	// Dead lists deliveries that failed every attempt, oldest first.
+	Dead(ctx context.Context) ([]DeadLetter, error)
+	// Run delivers until ctx ends.
+	Run(ctx context.Context, deliver Deliver)
+}
+
+// Deliver sends one delivery; an error means try again later.
+type Deliver func(ctx context.Context, d Delivery) error
+
+// Options tune deliveries: bot.yaml's handoff section. Zero values are the defaults.
+type Options struct {
+	// Backoff is the wait before the first retry, doubled after each failure up to
+	// MaxBackoff; defaults 1s and 5m.
+	Backoff    time.Duration `yaml:"backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// MaxAttempts before a delivery becomes a dead letter; default 12.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Timeout bounds one delivery attempt; default 5s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Defaults returns o with every zero field set to its default.
+func (o Options) Defaults() Options {
+	if o.Backoff <= 0 {
+		o.Backoff = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Minute
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 12
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	return o
+}
+
+// Wait is how long to wait after the attempts-th failed attempt.
+func (o Options) Wait(attempts int) time.Duration {
+	o = o.Defaults()
+	d := o.Backoff
+	for i := 1; i < attempts && d < o.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, o.MaxBackoff)
+}
+
+// Attempt runs deliver once within the attempt timeout.
+func (o Options) Attempt(ctx context.Context, deliver Deliver, d Delivery) error {
+	ctx, cancel := context.WithTimeout(ctx, o.Defaults().Timeout)
+	defer cancel()
+	return deliver(ctx, d)
+}

@@ -1,0 +1,231 @@
+// Package redisstore is a durable handoff outbox on Redis, shared by every kefu process.
+//
+// Keys:
+//
+//	PREFIX:{outbox}:stream    stream of deliveries, consumer group "kefu"
+//	PREFIX:{outbox}:key:KEY   idempotency marker of an enqueued delivery (7 days)
+//	PREFIX:{outbox}:errors    hash entry id → last delivery error
+//	PREFIX:{outbox}:dead      stream of dead letters
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kefu-ai/kefu/handoff"
+)
+
+// Outbox is a durable outbox on a Redis stream with a consumer group: a delivery stays
+// pending until it succeeds; one that failed, or whose process died mid-delivery, is
+// claimed again (by any process) after the back-off; after MaxAttempts it moves to the
+// dead-letter stream.
+type Outbox struct {
+	rdb      redis.UniversalClient
+	opt      handoff.Options
+	p        string
+	consumer string
+	report   func(error)
+}
+
+var _ handoff.Outbox = (*Outbox)(nil)
+
+// NewOutbox returns the outbox under prefix ("" → "kefu"); consumer names this process in
+// the group (unique per process); report hears Redis errors while Run retries them (nil:
+// none).
+func NewOutbox(rdb redis.UniversalClient, prefix, consumer string, opt handoff.Options, report func(error)) *Outbox {
+	if prefix == "" {
+		prefix = "kefu"
+	}
+	return &Outbox{rdb: rdb, opt: opt, p: prefix + ":{outbox}:", consumer: consumer, report: report}
+}
+
+const group = "kefu"
+
+var enqueue = redis.NewScript(`
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[5]) then
+  redis.call('XADD', KEYS[1], '*', 'key', ARGV[1], 'kind', ARGV[2], 'body', ARGV[3], 'at', ARGV[4])
+  return 1
+end
+return 0`)
+
+// Enqueue adds d unless a delivery with its key was enqueued in the last 7 days.
+func (o *Outbox) Enqueue(ctx context.Context, d handoff.Delivery) error {
+	err := enqueue.Run(ctx, o.rdb, []string{o.p + "stream", o.p + "key:" + d.Key},
+		d.Key, d.Kind, d.Body, d.Enqueued.UnixMilli(), (7 * 24 * time.Hour).Milliseconds()).Err()
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Depth counts deliveries not yet delivered (new and being retried).
+func (o *Outbox) Depth(ctx context.Context) (int64, error) {
+	n, err := o.rdb.XLen(ctx, o.p+"stream").Result()
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
+}
+
+// Dead lists the dead letters, oldest first (at most 1,000).
+func (o *Outbox) Dead(ctx context.Context) ([]handoff.DeadLetter, error) {
+	msgs, err := o.rdb.XRangeN(ctx, o.p+"dead", "-", "+", 1000).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]handoff.DeadLetter, 0, len(msgs))
+	for _, m := range msgs {
+		dl := handoff.DeadLetter{Delivery: delivery(m)}
+		dl.Attempts, _ = strconv.Atoi(str(m.Values["attempts"]))
+		dl.Error = str(m.Values["error"])
+		if ms, err := strconv.ParseInt(str(m.Values["dead_at"]), 10, 64); err == nil {
+			dl.At = time.UnixMilli(ms)
+		}
+		out = append(out, dl)
+	}
+	return out, nil
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func delivery(m redis.XMessage) handoff.Delivery {
+	d := handoff.Delivery{Key: str(m.Values["key"]), Kind: str(m.Values["kind"]), Body: []byte(str(m.Values["body"]))}
+	if ms, err := strconv.ParseInt(str(m.Values["at"]), 10, 64); err == nil {
+		d.Enqueued = time.UnixMilli(ms)
+	}
+	return d
+}
+
+// Run delivers until ctx ends: new entries first, then due retries. Redis errors are
+// retried after a second (and reported).
+func (o *Outbox) Run(ctx context.Context, deliver handoff.Deliver) {
+	report := o.report
+	stream := o.p + "stream"
+	for ctx.Err() == nil {
+		err := o.rdb.XGroupCreateMkStream(ctx, stream, group, "0").Err()
+		if err == nil || isBusyGroup(err) {
+			break
+		}
+		o.fail(ctx, report, err)
+	}
+	for ctx.Err() == nil {
+		res, err := o.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: o.consumer,
+			Streams: []string{stream, ">"}, Count: 16, Block: 200 * time.Millisecond}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			if isNoGroup(err) {
+				o.rdb.XGroupCreateMkStream(ctx, stream, group, "0")
+			}
+			o.fail(ctx, report, err)
+			continue
+		}
+		for _, st := range res {
+			for _, m := range st.Messages {
+				o.attempt(ctx, m, deliver, report)
+			}
+		}
+		if err := o.retry(ctx, deliver, report); err != nil {
+			o.fail(ctx, report, err)
+		}
+	}
+}
+
+func (o *Outbox) fail(ctx context.Context, report func(error), err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if report != nil {
+		report(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+	}
+}
+
+// attempt delivers m once; success removes it, failure records the error for later.
+func (o *Outbox) attempt(ctx context.Context, m redis.XMessage, deliver handoff.Deliver, report func(error)) {
+	err := o.opt.Attempt(ctx, deliver, delivery(m))
+	if ctx.Err() != nil {
+		return // shutting down: the entry stays pending and is claimed again later
+	}
+	pipe := o.rdb.TxPipeline()
+	if err == nil {
+		pipe.XAck(ctx, o.p+"stream", group, m.ID)
+		pipe.XDel(ctx, o.p+"stream", m.ID)
+		pipe.HDel(ctx, o.p+"errors", m.ID)
+	} else {
+		pipe.HSet(ctx, o.p+"errors", m.ID, err.Error())
+	}
+	if _, perr := pipe.Exec(ctx); perr != nil && report != nil {
+		report(perr)
+	}
+}
+
+// retry claims pending entries whose back-off has passed: they are delivered again, or
+// moved to the dead letters after MaxAttempts.
+func (o *Outbox) retry(ctx context.Context, deliver handoff.Deliver, report func(error)) error {
+	opt := o.opt.Defaults()
+	stream := o.p + "stream"
+	pending, err := o.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: group,
+		Idle: opt.Backoff, Start: "-", End: "+", Count: 64}).Result()
+	if err != nil {
+		return err
+	}
+	for _, p := range pending {
+		// An attempt in flight elsewhere is never claimed: idle must exceed its timeout.
+		wait := opt.Wait(int(p.RetryCount)) + opt.Timeout
+		if p.Idle < wait {
+			continue
+		}
+		msgs, err := o.rdb.XClaim(ctx, &redis.XClaimArgs{Stream: stream, Group: group, Consumer: o.consumer,
+			MinIdle: wait, Messages: []string{p.ID}}).Result()
+		if err != nil {
+			return err
+		}
+		if len(msgs) == 0 {
+			if p.RetryCount >= int64(opt.MaxAttempts) {
+				// Claimed by us but deleted meanwhile: drop the pending entry.
+				o.rdb.XAck(ctx, stream, group, p.ID)
+			}
+			continue // another process claimed it first
+		}
+		if p.RetryCount >= int64(opt.MaxAttempts) {
+			lastErr, _ := o.rdb.HGet(ctx, o.p+"errors", p.ID).Result()
+			m := msgs[0]
+			pipe := o.rdb.TxPipeline()
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: o.p + "dead", MaxLen: 100000, Approx: true, Values: map[string]any{
+				"key": str(m.Values["key"]), "kind": str(m.Values["kind"]), "body": str(m.Values["body"]), "at": str(m.Values["at"]),
+				"attempts": p.RetryCount, "error": lastErr, "dead_at": time.Now().UnixMilli()}})
+			pipe.XAck(ctx, stream, group, p.ID)
+			pipe.XDel(ctx, stream, p.ID)
+			pipe.HDel(ctx, o.p+"errors", p.ID)
+			if _, err := pipe.Exec(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		o.attempt(ctx, msgs[0], deliver, report)
+	}
+	return nil
+}
+
+func isBusyGroup(err error) bool { return strings.HasPrefix(err.Error(), "BUSYGROUP") }
+func isNoGroup(err error) bool   { return strings.HasPrefix(err.Error(), "NOGROUP") }
+
+// unavailable marks a Redis error as handoff.ErrUnavailable; the caller's own cancellation
+// or deadline stays what it is.
+func unavailable(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", handoff.ErrUnavailable, err)
+}
