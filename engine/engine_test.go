@@ -5,7 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/models"
 )
 
@@ -29,7 +28,7 @@ func answer(scores ...float32) fakeNLU {
 }
 
 func TestParseRanksAndDetectsLanguage(t *testing.T) {
-	e := New(answer(0.1, 0.2, 0.5, 0.2))
+	e := New(Config{NLU: answer(0.1, 0.2, 0.5, 0.2)})
 	cases := []struct {
 		text, lang, want string
 	}{
@@ -83,32 +82,9 @@ func TestParseErrors(t *testing.T) {
 		{failing(errors.New("onnx exploded")), ParseRequest{Text: "hi"}, Internal},
 	}
 	for _, tc := range cases {
-		_, err := New(tc.nlu).Parse(t.Context(), tc.req)
+		_, err := New(Config{NLU: tc.nlu}).Parse(t.Context(), tc.req)
 		if got := ErrorCode(err); got != tc.want {
 			t.Errorf("%+v: code %s (%v), want %s", tc.req, got, err, tc.want)
-		}
-	}
-}
-
-// TestPriority: an urgent intent raises the priority only when it was understood.
-func TestPriority(t *testing.T) {
-	bot := &dialogs.Bot{Handoff: dialogs.HandoffConfig{MinConfidence: 0.35, UrgentIntents: []string{"payment_failed"}, VIPTiers: []string{"vip"}}}
-	for _, c := range []struct {
-		conf   float32
-		tier   string
-		reason string
-		want   string
-	}{
-		{0.9, "", ReasonLowConfidence, "high"},
-		{0.1, "", ReasonLowConfidence, "normal"},
-		{0.1, "vip", ReasonLowConfidence, "high"},
-		{0.9, "vip", ReasonLowConfidence, "urgent"},
-		{0.1, "vip", ReasonNegativeEmotion, "urgent"},
-	} {
-		conv := &dialogs.Conversation{Customer: dialogs.Customer{Tier: c.tier}}
-		conv.AddTurn(dialogs.Turn{Intent: "payment_failed", Confidence: c.conf})
-		if got := priority(bot, conv, c.reason); got != c.want {
-			t.Errorf("confidence %.1f tier %q reason %s: %s, want %s", c.conf, c.tier, c.reason, got, c.want)
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,11 +20,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kefu-ai/kefu/conversation/redisstore"
 	"github.com/kefu-ai/kefu/dialogs"
-	"github.com/kefu-ai/kefu/dialogs/redisstore"
 	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/engine/httpapi"
-	"github.com/kefu-ai/kefu/engine/webhook"
+	"github.com/kefu-ai/kefu/handoff"
+	boxredis "github.com/kefu-ai/kefu/handoff/redisstore"
+	"github.com/kefu-ai/kefu/handoff/webhook"
 	"github.com/kefu-ai/kefu/internal/testenv"
 	"github.com/kefu-ai/kefu/models"
 )
@@ -41,7 +42,21 @@ type world struct {
 	failing atomic.Int32 // the receiver answers 503 to this many more requests
 	rdb     *redis.Client
 	prefix  string
-	outbox  *redisstore.Outbox
+	outbox  *boxredis.Outbox
+	// actions counts the backend's action calls by Idempotency-Key.
+	mu      sync.Mutex
+	actions map[string]int
+}
+
+// actionCalls returns how many times the backend was called for each call key.
+func (w *world) actionCalls() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]int{}
+	for k, n := range w.actions {
+		out[k] = n
+	}
+	return out
 }
 
 func botDefinition(t testing.TB, backend string) *dialogs.Bot {
@@ -66,7 +81,7 @@ func botDefinition(t testing.TB, backend string) *dialogs.Bot {
 // newWorld starts n nodes. rdb may be a client through a proxy (to take Redis down).
 func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 	t.Helper()
-	w := &world{rdb: rdb, prefix: prefix}
+	w := &world{rdb: rdb, prefix: prefix, actions: map[string]int{}}
 	w.sink = &webhook.Sink{Secret: []byte(handoffSecret)}
 	receiver := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if w.failing.Add(-1) >= 0 {
@@ -77,6 +92,9 @@ func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 	}))
 	t.Cleanup(receiver.Close)
 	backend := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
+		w.actions[r.URL.Path+" "+r.Header.Get("Idempotency-Key")]++
+		w.mu.Unlock()
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/demo/orders/"):
 			fmt.Fprint(rw, `{"status_en":"shipped","status_zh":"已发货","eta":"2026-11-25"}`)
@@ -92,18 +110,17 @@ func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 	clf, k := bundleModelAndKB(t)
 
 	p := strings.TrimSuffix(prefix, ":")
-	opt := dialogs.OutboxOptions{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxAttempts: 50, Timeout: time.Second}
+	opt := handoff.Options{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxAttempts: 50, Timeout: time.Second}
 	sender := &webhook.Sender{URL: receiver.URL, Secret: []byte(handoffSecret)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i := range n {
-		box := redisstore.NewOutbox(rdb, p, fmt.Sprintf("node%d", i), opt)
+		box := boxredis.NewOutbox(rdb, p, fmt.Sprintf("node%d", i), opt, nil)
 		w.outbox = box
-		eng := engine.New(clf)
-		eng.Configure(engine.Config{Bot: dialogs.NewMachine(b, nil), Store: redisstore.New(rdb, redisstore.Options{Prefix: p, Transcript: 1000}),
-			Outbox: box, KB: k, Logger: log})
+		eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(b, nil), Store: redisstore.New(rdb, redisstore.Options{Prefix: p, Transcript: 1000}),
+			Outbox: box, Calls: redisstore.NewCalls(rdb, p, time.Hour), KB: k, Logger: log})
 		api, err := httpapi.New(eng, httpapi.Config{BodyLimit: 64 << 10, Logger: log, KB: k})
 		if err != nil {
 			t.Fatal(err)
@@ -115,7 +132,7 @@ func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 		t.Cleanup(srv.Close)
 		w.nodes = append(w.nodes, srv)
 		wg.Add(1)
-		go func() { defer wg.Done(); box.Run(ctx, sender.Deliver, nil) }()
+		go func() { defer wg.Done(); box.Run(ctx, sender.Deliver) }()
 	}
 	return w
 }
@@ -264,10 +281,10 @@ func TestHandoffReachesAFlakyAgentDeskWithFullContext(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		got, _ = w.sink.Received()
 	}
-	if len(got) != 1 || got[0].Kind != "handoff" || got[0].Key != "h-1:handoff:1" {
+	if len(got) != 1 || got[0].Kind != "handoff" || got[0].Key != r.str("handoff", "id") || !strings.HasPrefix(got[0].Key, "h-1:handoff:") {
 		t.Fatalf("received %+v", got)
 	}
-	var p engine.HandoffPayload
+	var p handoff.Payload
 	if err := json.Unmarshal(got[0].Body, &p); err != nil {
 		t.Fatal(err)
 	}
@@ -425,82 +442,16 @@ func TestTwoNodesSixtyFourConcurrentMessagesToOneConversation(t *testing.T) {
 	}
 }
 
-// proxy forwards TCP to Redis and can be cut and restored, to take Redis "down".
-type proxy struct {
-	addr   string
-	target string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  []net.Conn
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{target: target}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(p.down)
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			r, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, r)
-			p.mu.Unlock()
-			go func() { io.Copy(r, c); r.Close() }()
-			go func() { io.Copy(c, r); c.Close() }()
-		}
-	}()
-}
-
-func (p *proxy) down() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) up(t *testing.T) {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.serve(ln)
-}
-
 // TestRedisDownAnswers503AndRecovers: with Redis unreachable a message gets 503 with
 // Retry-After and changes nothing; once Redis is back the same server carries on.
 func TestRedisDownAnswers503AndRecovers(t *testing.T) {
 	_, prefix := testenv.Redis(t)
-	px := newProxy(t, testenv.RedisAddr())
-	rdb := redis.NewClient(&redis.Options{Addr: px.addr, MaxRetries: -1, DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond})
+	px := testenv.NewProxy(t, testenv.RedisAddr())
+	rdb := redis.NewClient(&redis.Options{Addr: px.Addr, MaxRetries: -1, DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
 	w := newWorld(t, 1, rdb, prefix)
 	w.say(t, "r-1", "where is my order")
-	px.down()
+	px.Down()
 	r := do(t, "POST", w.nodes[0].URL+"/v1/conversations/r-1/messages", `{"text": "KF12345678"}`)
 	if r.status != 503 || r.header.Get("Retry-After") == "" || r.str("error", "code") != "unavailable" {
 		t.Fatalf("Redis down: %d %v %v", r.status, r.header, r.body)
@@ -508,7 +459,7 @@ func TestRedisDownAnswers503AndRecovers(t *testing.T) {
 	if rz := do(t, "GET", w.nodes[0].URL+"/readyz", ""); rz.status != 503 {
 		t.Fatalf("/readyz with Redis down: %d", rz.status)
 	}
-	px.up(t)
+	px.Up(t)
 	var g reply
 	for range 50 {
 		if g = do(t, "GET", w.nodes[0].URL+"/v1/conversations/r-1", ""); g.status == 200 {
@@ -566,8 +517,7 @@ func FuzzMessageRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { clf.Close() })
-	eng := engine.New(clf)
-	eng.Configure(engine.Config{Bot: dialogs.NewMachine(botDefinition(f, "http://127.0.0.1:1"), &http.Client{Timeout: 50 * time.Millisecond}),
+	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(f, "http://127.0.0.1:1"), &http.Client{Timeout: 50 * time.Millisecond}),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	api, err := httpapi.New(eng, httpapi.Config{BodyLimit: 16 << 10, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -606,8 +556,7 @@ func TestAdminReloadSwapsTheBotOrKeepsItWhenInvalid(t *testing.T) {
 	}
 	t.Cleanup(func() { clf.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng := engine.New(clf)
-	eng.Configure(engine.Config{Bot: dialogs.NewMachine(botDefinition(t, "http://127.0.0.1:1"), nil), Logger: log})
+	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(t, "http://127.0.0.1:1"), nil), Logger: log})
 	var next string // the greeting the reloaded bot says; "" makes the bundle invalid
 	reload := func() (string, error) {
 		b, err := dialogs.Parse("bot.yaml", []byte("responses:\n  clarify: {zh: 请再说一遍, en: \"Again?\"}\n  handoff: {zh: 转人工, en: Connecting}\n"),

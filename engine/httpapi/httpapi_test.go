@@ -33,7 +33,7 @@ func demoServer(tb testing.TB) *httptest.Server {
 			tb.Fatal(err)
 		}
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		api, err := httpapi.New(engine.New(clf), httpapi.Config{BodyLimit: 256 << 10, Logger: log})
+		api, err := httpapi.New(engine.New(engine.Config{NLU: clf}), httpapi.Config{BodyLimit: 256 << 10, Logger: log})
 		if err != nil {
 			panic(err)
 		}

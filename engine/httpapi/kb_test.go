@@ -31,7 +31,7 @@ const (
 func kbServer(t *testing.T) (*httptest.Server, *kb.KB) {
 	t.Helper()
 	clf, k := bundleModelAndKB(t)
-	api, err := httpapi.New(engine.New(clf), httpapi.Config{
+	api, err := httpapi.New(engine.New(engine.Config{NLU: clf}), httpapi.Config{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KB: k,
 		Keys: []httpapi.Key{
 			{Name: "web", Role: httpapi.RoleClient, Secret: clientKey},
