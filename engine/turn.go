@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -67,6 +68,9 @@ func (e *Engine) Message(ctx context.Context, id string, req MessageRequest) (*M
 			}
 			res.Replayed = true
 			return plan{effects: e.resend(c)}, nil // nothing to save; queue what it queued, again
+		}
+		if req.MessageID != "" && slices.ContainsFunc(c.Turns, func(t conversation.Turn) bool { return t.MessageID == req.MessageID }) {
+			return plan{}, Errorf(Conflict, "message_id %q was recorded already; its reply is no longer kept (the last %d are)", req.MessageID, conversation.MaxAnswers)
 		}
 		if c.Closed {
 			return plan{}, Errorf(Conflict, "conversation %s is closed; start a new one", id)

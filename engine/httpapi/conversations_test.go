@@ -589,3 +589,191 @@ func TestAdminReloadSwapsTheBotOrKeepsItWhenInvalid(t *testing.T) {
 		t.Fatalf("the running bot must stay: %v", r.body)
 	}
 }
+
+// TestTwoNodesConfirmARefundAtOnce: 40 conversations reach the refund confirmation; then
+// "是的" goes to node A and "yes" to node B at the same moment. Each conversation's refund
+// action reaches the backend exactly once, and each conversation records both messages.
+func TestTwoNodesConfirmARefundAtOnce(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 2, rdb, prefix)
+	const n = 40
+	for i := range n {
+		id := fmt.Sprint("rf-", i)
+		for _, text := range []string{"I want a refund", "order KF5555000" + fmt.Sprint(i%10), "the screen arrived cracked"} {
+			if r := w.say(t, id, text); text == "the screen arrived cracked" && r.str("state") != "confirm" {
+				t.Fatalf("%s: not at the confirmation: %v", id, r.body)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		for node, text := range []string{"是的", "yes"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := do(t, "POST", w.nodes[node].URL+"/v1/conversations/rf-"+fmt.Sprint(i)+"/messages", `{"text": "`+text+`"}`)
+				if r.status != 200 {
+					t.Errorf("rf-%d %q: %d %v", i, text, r.status, r.body)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	refunds := map[string]int{}
+	for k, c := range w.actionCalls() {
+		if strings.HasPrefix(k, "/demo/refunds ") {
+			conv := strings.SplitN(strings.TrimPrefix(k, "/demo/refunds "), ":", 2)[0]
+			refunds[conv] += c
+		}
+	}
+	store := redisstore.New(rdb, redisstore.Options{Prefix: strings.TrimSuffix(w.prefix, ":")})
+	for i := range n {
+		id := fmt.Sprint("rf-", i)
+		if refunds[id] != 1 {
+			t.Errorf("%s: refund action called %d times, want 1", id, refunds[id])
+		}
+		c, err := store.Load(t.Context(), id)
+		if err != nil || c.TurnCount != 5 {
+			t.Errorf("%s: %v, %d turns recorded, want 5", id, err, c.TurnCount)
+		}
+	}
+}
+
+// TestLostRedisRepliesRecordEachMessageOnce: a proxy loses a fifth of the save script's
+// replies after Redis ran it. 1,000 messages over 50 conversations, each answered 200 once
+// and recorded exactly once; sending a message again with its message_id (to the same node
+// or the other) answers the first reply and records nothing; one too old for its reply to
+// be kept is refused, not recorded again.
+func TestLostRedisRepliesRecordEachMessageOnce(t *testing.T) {
+	_, prefix := testenv.Redis(t)
+	px := testenv.NewProxy(t, testenv.RedisAddr())
+	rdb := redis.NewClient(&redis.Options{Addr: px.Addr, MaxRetries: 10, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 4 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	w := newWorld(t, 2, rdb, prefix)
+	var n atomic.Int64
+	px.DropReplies(func(reply []byte) bool { return reply[0] == ':' && n.Add(1)%5 == 0 })
+	const convs, each = 50, 20
+	var wg sync.WaitGroup
+	last := make([]reply, convs)
+	for c := range convs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				body := fmt.Sprintf(`{"text": "message %d about my order", "message_id": "m-%d-%d"}`, i, c, i)
+				r := do(t, "POST", w.nodes[(c+i)%2].URL+fmt.Sprintf("/v1/conversations/lossy-%d/messages", c), body)
+				if r.status != 200 {
+					t.Errorf("lossy-%d message %d: %d %v", c, i, r.status, r.body)
+				}
+				if i == each-1 {
+					last[c] = r
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	px.DropReplies(nil)
+	if px.Dropped.Load() < 100 {
+		t.Fatalf("only %d replies were lost; the test proves nothing", px.Dropped.Load())
+	}
+	text := fmt.Sprintf(`{"text": "message %d about my order"`, each-1)
+	for c := range convs { // the last message again, to both nodes, by body and by header
+		for node := range 2 {
+			url := w.nodes[node].URL + fmt.Sprintf("/v1/conversations/lossy-%d/messages", c)
+			req, _ := http.NewRequest("POST", url, strings.NewReader(text+"}"))
+			if node == 0 {
+				req, _ = http.NewRequest("POST", url, strings.NewReader(text+fmt.Sprintf(`, "message_id": "m-%d-%d"}`, c, each-1)))
+			} else {
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("m-%d-%d", c, each-1))
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || body["replayed"] != true || resp.Header.Get("Idempotent-Replayed") != "true" ||
+				body["turn"] != last[c].body["turn"] || fmt.Sprint(body["messages"]) != fmt.Sprint(last[c].body["messages"]) {
+				t.Fatalf("repeat of lossy-%d's last message on node %d: %d %v, first %v", c, node, resp.StatusCode, body, last[c].body)
+			}
+		}
+		old := do(t, "POST", w.nodes[c%2].URL+fmt.Sprintf("/v1/conversations/lossy-%d/messages", c), fmt.Sprintf(`{"text": "message 0 about my order", "message_id": "m-%d-0"}`, c))
+		if old.status != 409 || !strings.Contains(old.str("error", "message"), "no longer kept") {
+			t.Fatalf("a repeat too old to replay: %d %v", old.status, old.body)
+		}
+	}
+	store := redisstore.New(testenvClient(t), redisstore.Options{Prefix: strings.TrimSuffix(w.prefix, ":")})
+	for c := range convs {
+		id := fmt.Sprint("lossy-", c)
+		conv, err := store.Load(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		turns, _ := store.Transcript(t.Context(), id)
+		seen := map[string]int{}
+		for _, tr := range turns {
+			seen[tr.Text]++
+		}
+		if conv.TurnCount != each || len(turns) != each || len(seen) != each {
+			t.Errorf("%s: %d turns counted, %d in the transcript, %d distinct; want %d each", id, conv.TurnCount, len(turns), len(seen), each)
+		}
+	}
+}
+
+func testenvClient(t *testing.T) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestReusedConversationIDHandsOffAgain: a conversation handed off, deleted, and started
+// again under the same id (a returning customer whose id comes from the channel) hands off
+// again, and the desk receives both handoffs.
+func TestReusedConversationIDHandsOffAgain(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 1, rdb, prefix)
+	var keys []string
+	for range 2 {
+		r := w.say(t, "wechat-u1", "I want to talk to a real person")
+		if r.str("handoff", "status") != "queued" {
+			t.Fatalf("handoff: %v", r.body)
+		}
+		keys = append(keys, r.str("handoff", "id"))
+		if d := do(t, "DELETE", w.nodes[0].URL+"/v1/conversations/wechat-u1", ""); d.status != 204 {
+			t.Fatalf("delete: %d", d.status)
+		}
+	}
+	if keys[0] == keys[1] {
+		t.Fatalf("the same handoff key twice: %s", keys[0])
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if got, _ := w.sink.Received(); len(got) == 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	got, _ := w.sink.Received()
+	if len(got) != 2 || got[0].Key != keys[0] || got[1].Key != keys[1] {
+		t.Fatalf("the desk received %+v, want handoffs %v", got, keys)
+	}
+}
+
+// TestConversationViewIsNotTheStoredRecord: GET shows what a frontend needs, none of the
+// engine's counters.
+func TestConversationViewIsNotTheStoredRecord(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	w := newWorld(t, 1, rdb, prefix)
+	w.say(t, "v-1", "blorp zzz qwv")
+	g := do(t, "GET", w.nodes[0].URL+"/v1/conversations/v-1", "")
+	for _, internal := range []string{"version", "unresolved", "clarified", "instance", "answers", "outgoing", "last_article", "attempts"} {
+		if _, ok := g.body[internal]; ok {
+			t.Errorf("GET shows the internal field %q: %v", internal, g.body)
+		}
+	}
+	turns, _ := g.body["turns"].([]any)
+	if g.status != 200 || g.body["turn_count"] != 1.0 || len(turns) != 1 || turns[0].(map[string]any)["source"] != "clarify" {
+		t.Fatalf("GET: %d %v", g.status, g.body)
+	}
+}
