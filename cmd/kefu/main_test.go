@@ -277,3 +277,40 @@ func TestTrainThenEval(t *testing.T) {
 		}
 	}
 }
+
+// TestStartupErrorsAreOneLine: whatever keeps kefu serve from starting is said in one line
+// on stderr, with exit status 1 and no panic: an unreachable Redis, a data directory that
+// cannot be created, an invalid bot bundle (its file and line), an invalid model bundle.
+func TestStartupErrorsAreOneLine(t *testing.T) {
+	testenv.Runtime(t) // the child needs ONNX Runtime to get as far as each failure
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badBot := filepath.Join(dir, "bot")
+	os.MkdirAll(filepath.Join(badBot, "dialogs"), 0o755)
+	os.WriteFile(filepath.Join(badBot, "bot.yaml"), []byte("languages: [zh, en]\nresponses:\n  clarify: {zh: 好}\n"), 0o644)
+	badModel := filepath.Join(dir, "model")
+	os.MkdirAll(badModel, 0o755)
+	os.WriteFile(filepath.Join(badModel, "model.json"), []byte("{not json"), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unreachable Redis", []string{"--redis", "redis://127.0.0.1:1/0"}, "redis at 127.0.0.1:1"},
+		{"data dir under a file", []string{"--data-dir", filepath.Join(file, "kefu-data")}, "knowledge base in " + filepath.Join(file, "kefu-data")},
+		{"invalid bot bundle", []string{"--bot", badBot}, "bot.yaml:3: responses.clarify: no en text"},
+		{"invalid model bundle", []string{"--model", badModel}, "model.json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data")}, tc.args...)
+			code, _, stderr := kefu(t, nil, args...)
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if code != 1 || len(lines) != 1 || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "panic") {
+				t.Errorf("exit %d, stderr (%d lines):\n%s\nwant one line containing %q", code, len(lines), stderr, tc.want)
+			}
+		})
+	}
+}

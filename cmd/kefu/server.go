@@ -189,6 +189,16 @@ func deliveries(b *dialogs.Bot, handoffURL string, log *slog.Logger) (handoff.De
 	}, nil
 }
 
+// redisLog sends go-redis's own log lines (dial retries and the like) to slog at debug
+// level instead of plain text on stderr: the errors that matter reach kefu's callers.
+type redisLog struct{}
+
+func (redisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "redis client", "msg", fmt.Sprintf(format, v...))
+}
+
+func init() { redis.SetLogger(redisLog{}) }
+
 // connectRedis returns a client for url, checked with a PING.
 func connectRedis(ctx context.Context, url string) (*redis.Client, error) {
 	opt, err := redis.ParseURL(url)
