@@ -27,10 +27,11 @@ test:
 	KEFU_ORT_LIB=$(ORT_LIB) scripts/with-redis.sh $(GO) test -race -count=1 -timeout 20m ./...
 
 ## bench: kefu bench on the BERT-shaped 4×256 model, the KB on 100,000 articles, then the Go benchmarks
+## (a turn, a flow step, a KB search, a Redis save, the model: compare runs with benchstat)
 bench: build
 	KEFU_ORT_LIB=$(ORT_LIB) ./bin/kefu bench
 	./bin/kefu bench kb
-	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test -run '^$$' -bench . -benchmem ./models/...
+	KEFU_ORT_LIB=$(ORT_LIB) scripts/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

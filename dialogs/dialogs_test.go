@@ -130,7 +130,7 @@ func TestExtractors(t *testing.T) {
 }
 
 // backend is a fake order service for actions.
-func backend(t *testing.T, fail *atomic.Bool) string {
+func backend(t testing.TB, fail *atomic.Bool) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if fail.Load() {
 			http.Error(w, "down", http.StatusBadGateway)
@@ -169,7 +169,7 @@ flows:
       failed: {say: {zh: 失败, en: Failed}, fail: true}
 `
 
-func refundMachine(t *testing.T, fail *atomic.Bool) *dialogs.Machine {
+func refundMachine(t testing.TB, fail *atomic.Bool) *dialogs.Machine {
 	t.Helper()
 	bot := strings.Replace(okBot, "http://127.0.0.1:1/x", backend(t, fail), 1)
 	b, err := dialogs.Parse("bot.yaml", []byte(bot), map[string][]byte{"refund.yaml": []byte(refundFlow)})

@@ -1,0 +1,99 @@
+package engine_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kefu-ai/kefu/dialogs"
+	"github.com/kefu-ai/kefu/engine"
+	"github.com/kefu-ai/kefu/internal/testenv"
+	"github.com/kefu-ai/kefu/kb"
+	"github.com/kefu-ai/kefu/models"
+)
+
+var resultSink *engine.MessageResult
+
+// demoEngine is the demo bot on the demo model with the bundled KB, conversations in
+// memory: kefu serve without Redis, minus HTTP.
+func demoEngine(b *testing.B) *engine.Engine {
+	b.Helper()
+	rt := testenv.Runtime(b)
+	bundle := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot")
+	// MaxWait 1µs: a serial loop measures the turn, not the batcher's 1 ms wait for company.
+	clf, err := models.Load(rt, filepath.Join(bundle, "model"), models.Config{MaxWait: time.Microsecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { clf.Close() })
+	bot, err := dialogs.Load(os.DirFS(bundle), ".")
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(bundle, "kb", "faq.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	articles, err := kb.ParseYAML(path, data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	j, _ := kb.OpenJournal("")
+	k, err := kb.Open(b.Context(), j, kb.Options{MinConfidence: 0.3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { k.Close(); j.Close() })
+	if _, err := k.Import(b.Context(), articles, "bench", false); err != nil {
+		b.Fatal(err)
+	}
+	return engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(bot, nil), KB: k})
+}
+
+// BenchmarkTurn: one customer message through the whole in-process turn (NLU, policy,
+// dialog or KB, save in memory), one sub-benchmark per kind of turn. Each conversation takes
+// a few turns, so its state stays small.
+func BenchmarkTurn(b *testing.B) {
+	eng := demoEngine(b)
+	for _, tc := range []struct {
+		name  string
+		texts []string
+	}{
+		{"dialog", []string{"你好", "hello", "thank you", "谢谢"}},
+		{"kb", []string{"退款多久能到账", "how long does a refund take to arrive", "可以开发票吗", "do you ship abroad"}},
+		{"slot", []string{"帮我查一下我的订单到哪了", "I want to change my address"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				text := tc.texts[i%len(tc.texts)]
+				r, err := eng.Message(b.Context(), fmt.Sprintf("bench-%s-%d", tc.name, i/4), engine.MessageRequest{Text: text})
+				if err != nil {
+					b.Fatal(err)
+				}
+				resultSink = r
+				i++
+			}
+		})
+	}
+	b.Run("parallel", func(b *testing.B) { // steady state: callers on every core, batches fill
+		b.ReportAllocs()
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := n.Add(1)
+				r, err := eng.Message(b.Context(), fmt.Sprintf("bench-p-%d", i/4), engine.MessageRequest{Text: "how long does a refund take to arrive"})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				resultSink = r
+			}
+		})
+	})
+}
