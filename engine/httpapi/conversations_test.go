@@ -524,7 +524,7 @@ func FuzzMessageRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	for _, s := range []string{`{"text":"我要退款"}`, `{"text":"KF12345678","lang":"en","customer":{"id":"a","tier":"vip","tags":["x"]}}`,
-		`{"text":null}`, `[]`, `{"text":"hi","metadata":{"a":"b"}}`, "{\"text\":\"\\ud800\"}", `{"text":"yes","channel":"web"}`} {
+		`{"text":null}`, `[]`, `{"text":"hi","metadata":{"a":"b"}}`, "{\"text\":\"\\ud800\"}", `{"text":"yes","channel":"web"}`, `{"text":"hi","message_id":"m-1"}`, `{"text":"hi","message_id":"bad id"}`} {
 		f.Add([]byte(s), "c1")
 	}
 	f.Fuzz(func(t *testing.T, body []byte, id string) {
