@@ -100,6 +100,7 @@ type Calls struct {
 	calls map[string]*call
 	ttl   time.Duration
 	now   func() time.Time
+	swept time.Time // last sweep of expired results
 }
 
 type call struct {
@@ -123,7 +124,8 @@ func (r *Calls) Once(ctx context.Context, key string, _ time.Duration, fn func(c
 	for {
 		r.mu.Lock()
 		now := r.now()
-		if len(r.calls) > 4096 {
+		if now.Sub(r.swept) > time.Minute {
+			r.swept = now
 			for k, c := range r.calls {
 				if c.result != nil && now.After(c.expires) {
 					delete(r.calls, k)
