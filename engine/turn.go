@@ -50,7 +50,10 @@ func (e *Engine) Message(ctx context.Context, id string, req MessageRequest) (*M
 		return nil, err
 	}
 	ask := e.asker(ctx, req.Text, u.lang)
-	digest := digestOf(req.Text)
+	var digest string // only a message with an id is kept for retries
+	if req.MessageID != "" {
+		digest = digestOf(req.Text)
+	}
 	create := func() *conversation.Conversation {
 		c := conversation.New(id, e.now())
 		c.Customer, c.Channel, c.Metadata = req.Customer, req.Channel, req.Metadata

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strings"
@@ -40,14 +41,7 @@ func (r readings) Classify(_ context.Context, texts []string) ([]models.Result, 
 	}
 	return []models.Result{{Heads: []models.HeadResult{
 		{Head: "intent", Label: x.intent, Confidence: x.conf, Scores: is},
-		{Head: "emotion", Label: cmpOr(x.emotion, "neutral"), Confidence: max(es[0], es[1]), Scores: es}}}}, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+		{Head: "emotion", Label: cmp.Or(x.emotion, "neutral"), Confidence: max(es[0], es[1]), Scores: es}}}}, nil
 }
 
 func (r readings) Manifest() *models.Manifest {
