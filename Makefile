@@ -24,6 +24,7 @@ ort:
 test:
 	$(GO) vet ./...
 	scripts/browser.sh
+	scripts/checkers.sh
 	KEFU_ORT_LIB=$(ORT_LIB) scripts/with-redis.sh $(GO) test -race -count=1 -timeout 20m ./...
 
 ## bench: kefu bench on the BERT-shaped 4×256 model, the KB on 100,000 articles, then the Go benchmarks

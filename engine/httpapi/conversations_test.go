@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -121,7 +122,7 @@ func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 		w.outbox = box
 		eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(b, nil), Store: redisstore.New(rdb, redisstore.Options{Prefix: p, Transcript: 1000}),
 			Outbox: box, Calls: redisstore.NewCalls(rdb, p, time.Hour), KB: k, Logger: log})
-		api, err := httpapi.New(eng, httpapi.Config{BodyLimit: 64 << 10, Logger: log, KB: k})
+		api, err := httpapi.New(eng, httpapi.Config{BodyLimit: 64 << 10, Logger: log, KB: k, Version: "test"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -480,6 +481,14 @@ func TestMetricsAndOpenAPI(t *testing.T) {
 	w := newWorld(t, 1, rdb, prefix)
 	w.say(t, "m-1", "hello")
 	w.say(t, "m-2", "I want to talk to a human")
+	w.say(t, "m-3", "我的订单到哪了")
+	do(t, "GET", w.nodes[0].URL+"/no/such/route", "")
+	for i := range 5 { // invented methods must not each become a series
+		req, _ := http.NewRequest(fmt.Sprintf("BREW%d", i), w.nodes[0].URL+"/healthz", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
 	resp, err := http.Get(w.nodes[0].URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -488,16 +497,29 @@ func TestMetricsAndOpenAPI(t *testing.T) {
 	resp.Body.Close()
 	text := string(data)
 	for _, want := range []string{
-		`kefu_http_requests_total{method="POST",route="/v1/conversations/:id/messages",status="200"} 2`,
-		`kefu_http_request_duration_seconds_bucket{route="/v1/conversations/:id/messages",le="+Inf"} 2`,
+		`kefu_http_requests_total{code="200",method="POST",route="/v1/conversations/:id/messages"} 3`,
+		`kefu_http_request_duration_seconds_bucket{route="/v1/conversations/:id/messages",le="+Inf"} 3`,
+		`kefu_http_requests_total{code="404",method="GET",route="unknown"} 1`,
+		`kefu_http_requests_total{code="405",method="other",route="/healthz"} 5`,
 		`kefu_intents_total{intent="greeting"} 1`,
 		`kefu_handoffs_total{reason="requested"} 1`,
+		`kefu_build_info{bot="kefu-demo",model="kefu-bot",model_version="1.0.0",version="test"} 1`,
 		`kefu_outbox_depth `,
 		`kefu_model_queue_depth `,
+		"go_goroutines ", "go_gc_duration_seconds", "process_cpu_seconds_total ", "process_resident_memory_bytes ",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	if strings.Contains(text, "BREW") {
+		t.Errorf("an invented method name became a label value")
+	}
+	// Prometheus's own linter must find nothing in the scrape.
+	cmd := exec.Command(testenv.Tool(t, "promtool"), "check", "metrics")
+	cmd.Stdin = bytes.NewReader(data)
+	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 	doc := do(t, "GET", w.nodes[0].URL+"/openapi.json", "")
 	if doc.status != 200 || doc.str("openapi") != "3.0.3" {

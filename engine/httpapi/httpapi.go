@@ -38,8 +38,11 @@ type Config struct {
 	// Reload reloads the bot bundle (POST /v1/admin/reload) and says what it loaded; nil
 	// when the bot is embedded.
 	Reload func() (string, error)
-	// Version is kefu's version, shown in /openapi.json.
+	// Version is kefu's version, shown in /openapi.json and kefu_build_info.
 	Version string
+	// OpenMetrics serves /metrics without a key (for a Prometheus on a private network);
+	// otherwise it needs an admin key.
+	OpenMetrics bool
 }
 
 // Server is kefu's HTTP API.
@@ -66,7 +69,8 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{eng: eng, cfg: cfg, e: echo.New(), keys: keys, metrics: newMetrics()}
+	s := &Server{eng: eng, cfg: cfg, e: echo.New(), keys: keys}
+	s.metrics = newMetrics(s)
 	e := s.e
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -76,7 +80,11 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.metricsHandler, s.require(RoleAdmin))
+	if cfg.OpenMetrics {
+		e.GET("/metrics", s.metricsHandler())
+	} else {
+		e.GET("/metrics", s.metricsHandler(), s.require(RoleAdmin))
+	}
 	e.GET("/openapi.json", s.openAPIHandler)
 	e.POST("/v1/nlu/parse", s.parse, s.require(RoleClient))
 	s.conversationRoutes()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -98,4 +99,22 @@ func Redis(tb testing.TB) (*redis.Client, string) {
 		c.Close()
 	})
 	return c, prefix
+}
+
+// Tool returns the path of a third-party checker the tests run: promtool from PATH, or
+// redocly from scripts/redocly (scripts/checkers.sh installs both). A missing tool skips
+// the test, or fails it under CI=true.
+func Tool(tb testing.TB, name string) string {
+	tb.Helper()
+	candidates := []string{name}
+	if name == "redocly" {
+		candidates = []string{filepath.Join(RepoRoot(), "scripts", "redocly", "node_modules", ".bin", "redocly")}
+	}
+	for _, c := range candidates {
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	Unavailable(tb, name, fmt.Errorf("not found (run scripts/checkers.sh)"))
+	return ""
 }
