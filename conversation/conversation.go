@@ -97,8 +97,8 @@ func (d *Dialog) End() { d.Flow, d.State, d.Attempts = "", "", 0 }
 
 // Customer identifies who writes.
 type Customer struct {
-	ID   string   `json:"id"`
-	Tier string   `json:"tier,omitempty"`
+	ID   string   `json:"id" doc:"the customer's id in your systems"`
+	Tier string   `json:"tier,omitempty" doc:"e.g. vip: the bot's handoff policy may treat tiers differently"`
 	Tags []string `json:"tags,omitempty"`
 }
 

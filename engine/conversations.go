@@ -20,68 +20,71 @@ import (
 // MaxTextRunes bounds a customer message.
 const MaxTextRunes = 4000
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+// IDPattern is the shape of conversation and message ids.
+const IDPattern = `^[A-Za-z0-9._:-]{1,128}$`
+
+var idPattern = regexp.MustCompile(IDPattern)
 
 // MessageRequest is one customer message.
 type MessageRequest struct {
-	Text     string                `json:"text"`
-	Lang     string                `json:"lang,omitempty"` // zh, en, or "" / auto
-	Channel  string                `json:"channel,omitempty"`
+	Text     string                `json:"text" required:"true" minLength:"1" maxLength:"MaxTextRunes"`
+	Lang     string                `json:"lang,omitempty" enum:"zh,en,auto"` // zh, en, or "" / auto
+	Channel  string                `json:"channel,omitempty" doc:"where the customer writes from (web, app, wechat, …)"`
 	Customer conversation.Customer `json:"customer"`
 	Metadata map[string]string     `json:"metadata,omitempty"`
 	// MessageID identifies the message for retries ([A-Za-z0-9._:-]{1,128}; the HTTP API
 	// also takes it as the Idempotency-Key header): sent again, the message is answered
 	// with the first reply and recorded once. Kept for the conversation's last 16 messages.
-	MessageID string `json:"message_id,omitempty"`
+	MessageID string `json:"message_id,omitempty" pattern:"IDPattern" doc:"identifies the message for retries: sent again, it is answered with the first reply and recorded once"`
 }
 
 // MessageResult is kefu's answer to one message.
 type MessageResult struct {
-	Conversation string            `json:"conversation"`
+	Conversation string            `json:"conversation" required:"true"`
 	MessageID    string            `json:"message_id,omitempty"`
-	Turn         int               `json:"turn"`
-	Messages     []Message         `json:"messages"`
-	Intent       Intent            `json:"intent"`
-	Emotion      Emotion           `json:"emotion"`
+	Turn         int               `json:"turn" required:"true"`
+	Messages     []Message         `json:"messages" required:"true"`
+	Intent       Intent            `json:"intent" required:"true"`
+	Emotion      Emotion           `json:"emotion" required:"true"`
 	Flow         string            `json:"flow,omitempty"`
 	State        string            `json:"state,omitempty"`
-	Slots        map[string]string `json:"slots"`
+	Slots        map[string]string `json:"slots" required:"true"`
 	// Source: dialog, kb, clarify, handoff (handed off now, or the bot is silent while a
 	// person has the conversation).
-	Source  string       `json:"source"`
+	Source  string       `json:"source" required:"true" enum:"dialog,kb,clarify,handoff"`
 	KB      *kb.Reply    `json:"kb,omitempty"`
 	Handoff *HandoffInfo `json:"handoff,omitempty"`
-	Lang    string       `json:"lang"`
+	Lang    string       `json:"lang" required:"true" enum:"zh,en"`
 	// Replayed: this message id was answered before; this is that answer, and nothing was
 	// recorded again.
 	Replayed bool    `json:"replayed,omitempty"`
-	TookMS   float64 `json:"took_ms"`
+	TookMS   float64 `json:"took_ms" required:"true"`
 }
 
 // Message is one bot message.
 type Message struct {
-	Text string `json:"text"`
+	Text string `json:"text" required:"true"`
 }
 
 // Intent is the understood intent.
 type Intent struct {
-	Name       string  `json:"name"`
-	Confidence float32 `json:"confidence"`
+	Name       string  `json:"name" required:"true"`
+	Confidence float32 `json:"confidence" required:"true"`
 }
 
 // Emotion is the understood emotion.
 type Emotion struct {
-	Label string  `json:"label"`
-	Score float32 `json:"score"`
+	Label string  `json:"label" required:"true"`
+	Score float32 `json:"score" required:"true"`
 }
 
 // HandoffInfo tells the frontend that a person has (or is getting) the conversation.
 type HandoffInfo struct {
-	ID       string    `json:"id"`
-	Status   string    `json:"status"` // queued or released
-	Reason   string    `json:"reason"`
-	Priority string    `json:"priority"`
-	At       time.Time `json:"at"`
+	ID       string    `json:"id" required:"true"`
+	Status   string    `json:"status" required:"true" enum:"queued,released"`
+	Reason   string    `json:"reason" required:"true"`
+	Priority string    `json:"priority" required:"true" enum:"normal,high,urgent"`
+	At       time.Time `json:"at" required:"true"`
 }
 
 func handoffInfo(c *conversation.Conversation) *HandoffInfo {
@@ -96,38 +99,38 @@ func handoffInfo(c *conversation.Conversation) *HandoffInfo {
 // customer said and was told, where the dialog stands, and who has it. The stored record
 // (conversation.Conversation) keeps more, for the engine only.
 type ConversationView struct {
-	ID        string                `json:"id"`
-	Created   time.Time             `json:"created"`
-	Updated   time.Time             `json:"updated"`
-	Lang      string                `json:"lang"`
+	ID        string                `json:"id" required:"true"`
+	Created   time.Time             `json:"created" required:"true"`
+	Updated   time.Time             `json:"updated" required:"true"`
+	Lang      string                `json:"lang" required:"true"`
 	Channel   string                `json:"channel,omitempty"`
-	Customer  conversation.Customer `json:"customer"`
+	Customer  conversation.Customer `json:"customer" required:"true"`
 	Metadata  map[string]string     `json:"metadata,omitempty"`
 	Flow      string                `json:"flow,omitempty"`
 	State     string                `json:"state,omitempty"`
-	Slots     map[string]string     `json:"slots"`
+	Slots     map[string]string     `json:"slots" required:"true"`
 	Handoff   *HandoffInfo          `json:"handoff,omitempty"`
-	Closed    bool                  `json:"closed"`
+	Closed    bool                  `json:"closed" required:"true"`
 	CSAT      int                   `json:"csat,omitempty"`  // 1–5 once given
 	Thumb     string                `json:"thumb,omitempty"` // up or down once given
-	TurnCount int                   `json:"turn_count"`
+	TurnCount int                   `json:"turn_count" required:"true"`
 	// Turns are the recent turns (the last 50), oldest first.
-	Turns []TurnView `json:"turns"`
+	Turns []TurnView `json:"turns" required:"true"`
 }
 
 // TurnView is one customer message and the bot's replies.
 type TurnView struct {
-	Seq          int       `json:"seq"`
+	Seq          int       `json:"seq" required:"true"`
 	MessageID    string    `json:"message_id,omitempty"`
-	At           time.Time `json:"at"`
-	Text         string    `json:"text"`
-	Lang         string    `json:"lang"`
+	At           time.Time `json:"at" required:"true"`
+	Text         string    `json:"text" required:"true"`
+	Lang         string    `json:"lang" required:"true"`
 	Intent       string    `json:"intent,omitempty"`
-	Confidence   float32   `json:"confidence"`
+	Confidence   float32   `json:"confidence" required:"true"`
 	Emotion      string    `json:"emotion,omitempty"`
-	EmotionScore float32   `json:"emotion_score"`
-	Source       string    `json:"source"` // dialog, kb, clarify, handoff, agent
-	Replies      []string  `json:"replies"`
+	EmotionScore float32   `json:"emotion_score" required:"true"`
+	Source       string    `json:"source" required:"true"` // dialog, kb, clarify, handoff, agent
+	Replies      []string  `json:"replies" required:"true"`
 	Article      string    `json:"article,omitempty"`
 }
 
@@ -232,15 +235,15 @@ func (e *Engine) DeleteConversation(ctx context.Context, id string) error {
 type Event struct {
 	// Type: csat (Score 1–5), thumbs (Thumb "up" or "down"), agent.released (a person gives
 	// the conversation back to the bot), conversation.closed.
-	Type  string `json:"type"`
-	Score int    `json:"score,omitempty"`
-	Thumb string `json:"thumb,omitempty"`
+	Type  string `json:"type" required:"true" enum:"csat,thumbs,agent.released,conversation.closed"`
+	Score int    `json:"score,omitempty" minimum:"1" maximum:"5" doc:"the CSAT score, for type csat"`
+	Thumb string `json:"thumb,omitempty" enum:"up,down" doc:"for type thumbs"`
 }
 
 // EventResult is the conversation after an event.
 type EventResult struct {
-	Conversation string       `json:"conversation"`
-	Closed       bool         `json:"closed"`
+	Conversation string       `json:"conversation" required:"true"`
+	Closed       bool         `json:"closed" required:"true"`
 	Handoff      *HandoffInfo `json:"handoff,omitempty"`
 }
 

@@ -112,40 +112,40 @@ func (e *Engine) Model() ModelInfo {
 
 // ModelInfo identifies a model.
 type ModelInfo struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
+	Name    string `json:"name" required:"true"`
+	Version string `json:"version" required:"true"`
 }
 
 // ParseRequest asks what the model makes of one text.
 type ParseRequest struct {
-	Text string `json:"text"`
+	Text string `json:"text" required:"true" minLength:"1" doc:"longer than the model's input, it is truncated (truncated: true)"`
 	// Lang is "zh", "en", or "" / "auto" to detect it.
-	Lang string `json:"lang,omitempty"`
+	Lang string `json:"lang,omitempty" enum:"zh,en,auto"`
 	// TopK is how many labels each head ranks; default 3, at most 100.
-	TopK int `json:"top_k,omitempty"`
+	TopK int `json:"top_k,omitempty" minimum:"1" maximum:"100" doc:"how many labels each head ranks; default 3"`
 }
 
 // ParseResult is every head's answer for one text.
 type ParseResult struct {
-	Lang      string               `json:"lang"`
-	Model     ModelInfo            `json:"model"`
-	Heads     map[string]HeadParse `json:"heads"`
-	Tokens    int                  `json:"tokens"`
-	Truncated bool                 `json:"truncated"`
-	TookMS    float64              `json:"took_ms"`
+	Lang      string               `json:"lang" required:"true" enum:"zh,en"`
+	Model     ModelInfo            `json:"model" required:"true"`
+	Heads     map[string]HeadParse `json:"heads" required:"true" doc:"each head of the model (intent, emotion) by name"`
+	Tokens    int                  `json:"tokens" required:"true"`
+	Truncated bool                 `json:"truncated" required:"true"`
+	TookMS    float64              `json:"took_ms" required:"true"`
 }
 
 // HeadParse is one head's label, confidence and ranking.
 type HeadParse struct {
-	Label      string   `json:"label"`
-	Confidence float32  `json:"confidence"`
-	Ranking    []Ranked `json:"ranking"`
+	Label      string   `json:"label" required:"true"`
+	Confidence float32  `json:"confidence" required:"true"`
+	Ranking    []Ranked `json:"ranking" required:"true"`
 }
 
 // Ranked is a label with its probability.
 type Ranked struct {
-	Label      string  `json:"label"`
-	Confidence float32 `json:"confidence"`
+	Label      string  `json:"label" required:"true"`
+	Confidence float32 `json:"confidence" required:"true"`
 }
 
 // Parse classifies one text with every head of the model. Errors: Invalid (empty text,

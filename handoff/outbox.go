@@ -13,18 +13,18 @@ var ErrUnavailable = errors.New("handoff outbox unavailable")
 // at least once; Key is its idempotency key, the same on every attempt, so the receiver
 // keeps one per key. Enqueuing a key twice keeps the first.
 type Delivery struct {
-	Key      string    `json:"key"`
-	Kind     string    `json:"kind"` // KindHandoff or KindMessage
-	Body     []byte    `json:"body"`
-	Enqueued time.Time `json:"enqueued"`
+	Key      string    `json:"key" required:"true"`
+	Kind     string    `json:"kind" required:"true"` // KindHandoff or KindMessage
+	Body     []byte    `json:"body" required:"true"`
+	Enqueued time.Time `json:"enqueued" required:"true"`
 }
 
 // DeadLetter is a delivery that failed every attempt.
 type DeadLetter struct {
 	Delivery
-	Attempts int       `json:"attempts"`
-	Error    string    `json:"error"`
-	At       time.Time `json:"at"`
+	Attempts int       `json:"attempts" required:"true"`
+	Error    string    `json:"error" required:"true"`
+	At       time.Time `json:"at" required:"true"`
 }
 
 // Outbox carries deliveries to the handoff API (inmem.Outbox, redisstore.Outbox).

@@ -19,16 +19,16 @@ type Question struct {
 
 // Reply is the knowledge base's answer to a question.
 type Reply struct {
-	Article    string  `json:"article"`
-	Question   string  `json:"question"` // the article's question closest to the customer's
-	Text       string  `json:"text"`
-	Variant    string  `json:"variant"`
+	Article    string  `json:"article" required:"true"`
+	Question   string  `json:"question" required:"true"` // the article's question closest to the customer's
+	Text       string  `json:"text" required:"true"`
+	Variant    string  `json:"variant" required:"true"`
 	Experiment string  `json:"experiment,omitempty"`
-	Score      float64 `json:"score"`
-	Confidence float64 `json:"confidence"`
+	Score      float64 `json:"score" required:"true"`
+	Confidence float64 `json:"confidence" required:"true"`
 	// Found says whether Confidence reaches Options.MinConfidence: the article answers the
 	// question, rather than being merely the least bad match.
-	Found bool `json:"found"`
+	Found bool `json:"found" required:"true"`
 }
 
 // Answer is Find then Expose: the answer, counted in its experiment.

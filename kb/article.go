@@ -28,21 +28,21 @@ var Langs = []string{"zh", "en"}
 
 // Article is one entry of the knowledge base.
 type Article struct {
-	ID string `json:"id" yaml:"id"`
+	ID string `json:"id" yaml:"id" required:"true" pattern:"kb.IDPattern"`
 	// Lang restricts the article to one language ("zh" or "en"); empty means every language
 	// it has answers for.
-	Lang string `json:"lang,omitempty" yaml:"lang,omitempty"`
+	Lang string `json:"lang,omitempty" yaml:"lang,omitempty" enum:"zh,en"`
 	// Status is draft or published; default draft for the API, published for bundle files.
-	Status Status `json:"status" yaml:"status,omitempty"`
+	Status Status `json:"status" yaml:"status,omitempty" enum:"draft,published"`
 	// Questions are the ways customers ask; searched with more weight than answers.
-	Questions []string `json:"questions" yaml:"questions"`
+	Questions []string `json:"questions" yaml:"questions" required:"true" minItems:"1"`
 	// Answers are the variants of the answer script; the first is the control, served when
 	// no experiment runs.
-	Answers []Answer `json:"answers" yaml:"answers"`
+	Answers []Answer `json:"answers" yaml:"answers" required:"true" minItems:"1"`
 	Tags    []string `json:"tags,omitempty" yaml:"tags,omitempty"`
 
 	// Set by the knowledge base on every change.
-	Version   int64     `json:"version" yaml:"version,omitempty"`
+	Version   int64     `json:"version" yaml:"version,omitempty" doc:"set by the knowledge base; in an update, the version being replaced (409 if it is not the current one)"`
 	Author    string    `json:"author,omitempty" yaml:"author,omitempty"`
 	CreatedAt time.Time `json:"created_at,omitzero" yaml:"created_at,omitempty"`
 	UpdatedAt time.Time `json:"updated_at,omitzero" yaml:"updated_at,omitempty"`
@@ -52,8 +52,8 @@ type Article struct {
 
 // Answer is one variant of an answer script, its text per language.
 type Answer struct {
-	ID   string            `json:"id" yaml:"id"`
-	Text map[string]string `json:"text" yaml:"text"`
+	ID   string            `json:"id" yaml:"id" required:"true" pattern:"kb.VariantPattern"`
+	Text map[string]string `json:"text" yaml:"text" required:"true" doc:"the answer by language (zh, en)"`
 }
 
 // Text returns the article's answer text in lang for variant id ("" for the control),
@@ -84,9 +84,15 @@ const (
 	MaxTextBytes = 8 << 10
 )
 
+// IDPattern is the shape of article and experiment ids; VariantPattern of answer variant ids.
+const (
+	IDPattern      = `^[A-Za-z0-9._:-]{1,128}$`
+	VariantPattern = `^[A-Za-z0-9_-]{1,32}$`
+)
+
 var (
-	idPattern      = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-	variantPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+	idPattern      = regexp.MustCompile(IDPattern)
+	variantPattern = regexp.MustCompile(VariantPattern)
 )
 
 // ValidIDPattern is the shape of article, variant and experiment ids, for error messages.

@@ -10,14 +10,14 @@ import (
 
 // Experiment is an A/B test of an article's answer variants on live traffic.
 type Experiment struct {
-	ID      string `json:"id"`
-	Article string `json:"article"`
+	ID      string `json:"id" required:"true" pattern:"kb.IDPattern"`
+	Article string `json:"article" required:"true"`
 	// Variants are the answer variants compared, with traffic weights; the first is the
 	// control. Weights need not sum to 1; each must be ≥ 0 and their sum > 0.
-	Variants []Arm `json:"variants"`
+	Variants []Arm `json:"variants" required:"true" minItems:"2"`
 	// Unit is what assignment sticks to: "customer" (default; falls back to the
 	// conversation when no customer id is known) or "conversation".
-	Unit string `json:"unit,omitempty"`
+	Unit string `json:"unit,omitempty" enum:"customer,conversation"`
 	// Start and Stop bound when the experiment runs; zero means now / until stopped.
 	Start time.Time `json:"start,omitzero"`
 	Stop  time.Time `json:"stop,omitzero"`
@@ -37,8 +37,8 @@ type Experiment struct {
 
 // Arm is one variant of an experiment.
 type Arm struct {
-	Answer string  `json:"answer"` // the article's answer variant id
-	Weight float64 `json:"weight"`
+	Answer string  `json:"answer" required:"true"` // the article's answer variant id
+	Weight float64 `json:"weight" required:"true" minimum:"0"`
 }
 
 // Running says whether the experiment assigns traffic at t.

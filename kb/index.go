@@ -229,17 +229,17 @@ func (x *Index) Len() int {
 
 // Hit is one search result.
 type Hit struct {
-	ID string `json:"id"`
+	ID string `json:"id" required:"true"`
 	// Score is the BM25 score bleve gives the article for this query; comparable only
 	// within one query.
-	Score float64 `json:"score"`
+	Score float64 `json:"score" required:"true"`
 	// Confidence is the share of the query's information that the article's closest
 	// question contains, in [0, 1]: the IDF-weighted fraction of the query's terms (words and
 	// Chinese bigrams) that occur in that question. It does not depend on the query's length
 	// or the index's size, so one threshold serves every query (see Confident).
-	Confidence float64 `json:"confidence"`
+	Confidence float64 `json:"confidence" required:"true"`
 	// Question is the article's question closest to the query.
-	Question string `json:"question"`
+	Question string `json:"question" required:"true"`
 }
 
 // Search returns the k best published articles for text in lang ("" for any), best first;

@@ -299,9 +299,9 @@ func (k *KB) Delete(ctx context.Context, id, actor string, ifVersion int64) erro
 
 // ImportResult counts what an import did.
 type ImportResult struct {
-	Created   int `json:"created"`
-	Updated   int `json:"updated"`
-	Unchanged int `json:"unchanged"`
+	Created   int `json:"created" required:"true"`
+	Updated   int `json:"updated" required:"true"`
+	Unchanged int `json:"unchanged" required:"true"`
 }
 
 // Import creates or updates many articles in one atomic commit: all or nothing. Articles

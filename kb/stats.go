@@ -27,25 +27,25 @@ const (
 
 // Report is an experiment's result.
 type Report struct {
-	Experiment Experiment  `json:"experiment"`
-	Running    bool        `json:"running"`
-	Alpha      float64     `json:"alpha"`      // per comparison, after Bonferroni
-	MinSample  int64       `json:"min_sample"` // exposures each arm needs before a call
-	Decision   string      `json:"decision"`   // collecting, winner, control, no_difference
+	Experiment Experiment  `json:"experiment" required:"true"`
+	Running    bool        `json:"running" required:"true"`
+	Alpha      float64     `json:"alpha" required:"true"`      // per comparison, after Bonferroni
+	MinSample  int64       `json:"min_sample" required:"true"` // exposures each arm needs before a call
+	Decision   string      `json:"decision" required:"true"`   // collecting, winner, control, no_difference
 	Best       string      `json:"best,omitempty"`
-	Variants   []ArmReport `json:"variants"`
+	Variants   []ArmReport `json:"variants" required:"true"`
 }
 
 // ArmReport is one variant's figures.
 type ArmReport struct {
-	Answer         string     `json:"answer"`
-	Weight         float64    `json:"weight"`
-	Counts         Counts     `json:"counts"`
-	ResolutionRate float64    `json:"resolution_rate"`
-	ResolutionCI   [2]float64 `json:"resolution_ci95"`
-	MeanCSAT       float64    `json:"mean_csat"`
-	CSATCI         [2]float64 `json:"csat_ci95"`
-	ThumbsUpRate   float64    `json:"thumbs_up_rate"`
+	Answer         string     `json:"answer" required:"true"`
+	Weight         float64    `json:"weight" required:"true"`
+	Counts         Counts     `json:"counts" required:"true"`
+	ResolutionRate float64    `json:"resolution_rate" required:"true"`
+	ResolutionCI   [2]float64 `json:"resolution_ci95" required:"true"`
+	MeanCSAT       float64    `json:"mean_csat" required:"true"`
+	CSATCI         [2]float64 `json:"csat_ci95" required:"true"`
+	ThumbsUpRate   float64    `json:"thumbs_up_rate" required:"true"`
 	// Compared with the control (absent for the control itself).
 	Diff        float64 `json:"diff,omitempty"`
 	Z           float64 `json:"z,omitempty"`

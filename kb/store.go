@@ -63,12 +63,12 @@ func (c *Change) Key() string {
 
 // AuditEntry records who changed what, when.
 type AuditEntry struct {
-	Time    time.Time `json:"time"`
-	Actor   string    `json:"actor"`
-	Action  string    `json:"action"` // create, update, delete, publish, import, experiment.create, …
-	Kind    string    `json:"kind"`   // article or experiment
-	ID      string    `json:"id"`
-	Version int64     `json:"version"`
+	Time    time.Time `json:"time" required:"true"`
+	Actor   string    `json:"actor" required:"true"`
+	Action  string    `json:"action" required:"true"` // create, update, delete, publish, import, experiment.create, …
+	Kind    string    `json:"kind" required:"true"`   // article or experiment
+	ID      string    `json:"id" required:"true"`
+	Version int64     `json:"version" required:"true"`
 }
 
 // Counters count experiment exposures and outcomes. Counts of distinct conversations are
@@ -87,13 +87,13 @@ type Counters interface {
 
 // Counts are one variant's outcome counts.
 type Counts struct {
-	Exposures  int64 `json:"exposures"`
-	Unresolved int64 `json:"unresolved"`
-	CSATN      int64 `json:"csat_n"`
-	CSATSum    int64 `json:"csat_sum"`
-	CSATSumSq  int64 `json:"csat_sum_sq"`
-	ThumbsUp   int64 `json:"thumbs_up"`
-	ThumbsDown int64 `json:"thumbs_down"`
+	Exposures  int64 `json:"exposures" required:"true"`
+	Unresolved int64 `json:"unresolved" required:"true"`
+	CSATN      int64 `json:"csat_n" required:"true"`
+	CSATSum    int64 `json:"csat_sum" required:"true"`
+	CSATSumSq  int64 `json:"csat_sum_sq" required:"true"`
+	ThumbsUp   int64 `json:"thumbs_up" required:"true"`
+	ThumbsDown int64 `json:"thumbs_down" required:"true"`
 }
 
 // Add adds the counts named by field (the Redis hash field names) by n.

@@ -8,19 +8,6 @@ import (
 	"github.com/kefu-ai/kefu/engine"
 )
 
-// conversationRoutes serve chat frontends (client role) and operators (admin role).
-func (s *Server) conversationRoutes() {
-	cl := s.e.Group("/v1/conversations", s.require(RoleClient))
-	cl.POST("/:id/messages", s.message)
-	cl.GET("/:id", s.conversation)
-	cl.POST("/:id/events", s.event)
-	cl.DELETE("/:id", s.deleteConversation)
-
-	ad := s.e.Group("/v1/admin", s.require(RoleAdmin))
-	ad.GET("/outbox/dead", s.deadLetters)
-	ad.POST("/reload", s.reload)
-}
-
 func (s *Server) message(c echo.Context) error {
 	var req engine.MessageRequest
 	if err := s.decode(c, &req); err != nil {
@@ -76,7 +63,7 @@ func (s *Server) deadLetters(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"dead_letters": dead, "count": len(dead)})
+	return c.JSON(http.StatusOK, DeadLetters{DeadLetters: orEmpty(dead), Count: len(dead)})
 }
 
 func (s *Server) reload(c echo.Context) error {
@@ -87,5 +74,5 @@ func (s *Server) reload(c echo.Context) error {
 	if err != nil {
 		return engine.Errorf(engine.Invalid, "reload refused, the running bot stays: %v", err)
 	}
-	return c.JSON(http.StatusOK, map[string]string{"reloaded": what})
+	return c.JSON(http.StatusOK, Reloaded{Reloaded: what})
 }

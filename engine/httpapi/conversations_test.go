@@ -26,6 +26,7 @@ import (
 	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/engine/httpapi"
 	"github.com/kefu-ai/kefu/handoff"
+	boxmem "github.com/kefu-ai/kefu/handoff/inmem"
 	boxredis "github.com/kefu-ai/kefu/handoff/redisstore"
 	"github.com/kefu-ai/kefu/handoff/webhook"
 	"github.com/kefu-ai/kefu/internal/testenv"
@@ -129,8 +130,7 @@ func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 		if i == 0 {
 			checkOpenAPI(t, api)
 		}
-		srv := httptest.NewServer(api)
-		t.Cleanup(srv.Close)
+		srv := contractServer(t, api)
 		w.nodes = append(w.nodes, srv)
 		wg.Add(1)
 		go func() { defer wg.Done(); box.Run(ctx, sender.Deliver) }()
@@ -593,8 +593,7 @@ func TestAdminReloadSwapsTheBotOrKeepsItWhenInvalid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api)
-	defer srv.Close()
+	srv := contractServer(t, api)
 	next = "Howdy from the new bot"
 	if r := do(t, "POST", srv.URL+"/v1/admin/reload", ""); r.status != 200 {
 		t.Fatalf("reload: %d %v", r.status, r.body)
@@ -708,6 +707,7 @@ func TestLostRedisRepliesRecordEachMessageOnce(t *testing.T) {
 			} else {
 				req.Header.Set("Idempotency-Key", fmt.Sprintf("m-%d-%d", c, each-1))
 			}
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -797,5 +797,43 @@ func TestConversationViewIsNotTheStoredRecord(t *testing.T) {
 	turns, _ := g.body["turns"].([]any)
 	if g.status != 200 || g.body["turn_count"] != 1.0 || len(turns) != 1 || turns[0].(map[string]any)["source"] != "clarify" {
 		t.Fatalf("GET: %d %v", g.status, g.body)
+	}
+}
+
+// TestDeadLettersAfterEveryAttemptFailed: a desk that always fails leaves the handoff as
+// a dead letter that an admin can list, with the error and attempts.
+func TestDeadLettersAfterEveryAttemptFailed(t *testing.T) {
+	desk := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		http.Error(rw, "desk broken", http.StatusInternalServerError)
+	}))
+	defer desk.Close()
+	clf, _ := bundleModelAndKB(t)
+	box := boxmem.NewOutbox(handoff.Options{Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxAttempts: 2, Timeout: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go box.Run(ctx, (&webhook.Sender{URL: desk.URL, Secret: []byte(handoffSecret)}).Deliver)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(t, "http://127.0.0.1:1"), nil), Outbox: box, Logger: log})
+	api, err := httpapi.New(eng, httpapi.Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := contractServer(t, api)
+	if r := do(t, "POST", srv.URL+"/v1/conversations/dl-1/messages", `{"text": "I want to talk to a human"}`); r.str("source") != "handoff" {
+		t.Fatalf("no handoff: %v", r.body)
+	}
+	var r reply
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if r = do(t, "GET", srv.URL+"/v1/admin/outbox/dead", ""); r.body["count"] == 1.0 {
+			break
+		}
+	}
+	dead, _ := r.body["dead_letters"].([]any)
+	if r.status != 200 || len(dead) != 1 {
+		t.Fatalf("dead letters: %d %v", r.status, r.body)
+	}
+	d := dead[0].(map[string]any)
+	if d["attempts"] != 2.0 || !strings.Contains(d["error"].(string), "500") || !strings.HasPrefix(d["key"].(string), "dl-1:handoff:") {
+		t.Errorf("dead letter: %v", d)
 	}
 }

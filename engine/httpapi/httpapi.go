@@ -52,6 +52,7 @@ type Server struct {
 	e       *echo.Echo
 	keys    *keyring
 	metrics *metrics
+	openapi []byte // the document /openapi.json serves
 }
 
 // New builds the API over eng; it fails on an invalid key.
@@ -78,18 +79,14 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	e.Use(s.logRequests)
 	e.Use(middleware.Recover())
 
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	if cfg.OpenMetrics {
-		e.GET("/metrics", s.metricsHandler())
-	} else {
-		e.GET("/metrics", s.metricsHandler(), s.require(RoleAdmin))
+	rs := s.routes()
+	s.register(rs)
+	doc, err := s.document(rs)
+	if err != nil {
+		return nil, fmt.Errorf("building the OpenAPI document: %w", err)
 	}
-	e.GET("/openapi.json", s.openAPIHandler)
-	e.POST("/v1/nlu/parse", s.parse, s.require(RoleClient))
-	s.conversationRoutes()
-	if cfg.KB != nil {
-		s.kbRoutes()
+	if s.openapi, err = json.Marshal(doc); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -98,14 +95,14 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHTTP(w, r) }
 
 func (s *Server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	return c.JSON(http.StatusOK, Health{Status: "ok"})
 }
 
 func (s *Server) readyz(c echo.Context) error {
 	if err := s.eng.Ready(c.Request().Context()); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "model": s.eng.Model()})
+	return c.JSON(http.StatusOK, Readiness{Status: "ready", Model: s.eng.Model()})
 }
 
 func (s *Server) parse(c echo.Context) error {
@@ -178,13 +175,16 @@ var Status = map[engine.Code]int{
 	engine.Internal:     http.StatusInternalServerError,
 }
 
-// errorBody is the JSON every error answers with.
+// errorBody is the JSON every error answers with ("Error" in /openapi.json).
 type errorBody struct {
-	Error struct {
-		Code      engine.Code `json:"code"`
-		Message   string      `json:"message"`
-		RequestID string      `json:"request_id,omitempty"`
-	} `json:"error"`
+	Error errorDetail `json:"error" required:"true"`
+}
+
+// errorDetail says what went wrong.
+type errorDetail struct {
+	Code      engine.Code `json:"code" required:"true" enum:"ErrorCodes"`
+	Message   string      `json:"message" required:"true"`
+	RequestID string      `json:"request_id,omitempty"`
 }
 
 func (s *Server) handleError(err error, c echo.Context) {

@@ -37,7 +37,7 @@ func demoServer(tb testing.TB) *httptest.Server {
 		if err != nil {
 			panic(err)
 		}
-		server = httptest.NewServer(api)
+		server = contractServer(nil, api)
 	})
 	return server
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,37 +13,12 @@ import (
 	"github.com/kefu-ai/kefu/kb"
 )
 
-// kbRoutes serves the knowledge base: editing (editor role) and answering (client role).
-func (s *Server) kbRoutes() {
-	ed := s.e.Group("/v1/kb", s.require(RoleEditor))
-	ed.GET("/articles", s.kbList)
-	ed.POST("/articles", s.kbCreate)
-	ed.GET("/articles/:id", s.kbGet)
-	ed.PUT("/articles/:id", s.kbUpdate)
-	ed.DELETE("/articles/:id", s.kbDelete)
-	ed.POST("/articles/:id/publish", s.kbPublish)
-	ed.GET("/articles/:id/history", s.kbHistory)
-	ed.POST("/import", s.kbImport)
-	ed.GET("/export", s.kbExport)
-	ed.GET("/audit", s.kbAudit)
-	ed.GET("/search", s.kbSearch)
-	ed.GET("/experiments", s.kbExperiments)
-	ed.POST("/experiments", s.kbCreateExperiment)
-	ed.GET("/experiments/:id", s.kbReport)
-	ed.POST("/experiments/:id/stop", s.kbStop)
-	ed.POST("/experiments/:id/promote", s.kbPromote)
-
-	cl := s.e.Group("/v1/kb", s.require(RoleClient))
-	cl.POST("/answer", s.kbAnswer)
-	cl.POST("/feedback", s.kbFeedback)
-}
-
 func (s *Server) kbList(c echo.Context) error {
-	f := kb.Filter{Status: kb.Status(c.QueryParam("status")), Tag: c.QueryParam("tag")}
-	if f.Status != "" && f.Status != kb.Draft && f.Status != kb.Published {
-		return engine.Errorf(engine.Invalid, "status must be draft or published, got %q", f.Status)
+	var q listQuery
+	if err := bindQuery(c, &q); err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"articles": s.cfg.KB.List(f)})
+	return c.JSON(http.StatusOK, Articles{Articles: orEmpty(s.cfg.KB.List(kb.Filter{Status: kb.Status(q.Status), Tag: q.Tag}))})
 }
 
 func (s *Server) kbCreate(c echo.Context) error {
@@ -87,11 +61,11 @@ func (s *Server) kbUpdate(c echo.Context) error {
 }
 
 func (s *Server) kbDelete(c echo.Context) error {
-	version, err := intParam(c, "version", 0, 0, 1<<62)
-	if err != nil {
+	var q deleteQuery
+	if err := bindQuery(c, &q); err != nil {
 		return err
 	}
-	if err := s.cfg.KB.Delete(c.Request().Context(), c.Param("id"), actor(c), int64(version)); err != nil {
+	if err := s.cfg.KB.Delete(c.Request().Context(), c.Param("id"), actor(c), int64(q.Version)); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -110,7 +84,7 @@ func (s *Server) kbHistory(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"versions": h})
+	return c.JSON(http.StatusOK, History{Versions: orEmpty(h)})
 }
 
 // kbImport reads a YAML or CSV file (?format=, else the Content-Type) and imports every
@@ -123,7 +97,11 @@ func (s *Server) kbImport(c echo.Context) error {
 	if int64(len(body)) > s.cfg.ImportLimit {
 		return engine.Errorf(engine.TooLarge, "import is over the limit of %d bytes", s.cfg.ImportLimit)
 	}
-	format := c.QueryParam("format")
+	var q importQuery
+	if err := bindQuery(c, &q); err != nil {
+		return err
+	}
+	format := q.Format
 	if format == "" {
 		ct := c.Request().Header.Get(echo.HeaderContentType)
 		switch {
@@ -153,10 +131,14 @@ func (s *Server) kbImport(c echo.Context) error {
 }
 
 func (s *Server) kbExport(c echo.Context) error {
+	var q exportQuery
+	if err := bindQuery(c, &q); err != nil {
+		return err
+	}
 	articles := s.cfg.KB.List(kb.Filter{})
 	var buf bytes.Buffer
-	switch c.QueryParam("format") {
-	case "", "yaml":
+	switch q.Format {
+	case "yaml":
 		if err := kb.WriteYAML(&buf, articles); err != nil {
 			return err
 		}
@@ -167,36 +149,36 @@ func (s *Server) kbExport(c echo.Context) error {
 		}
 		return c.Blob(http.StatusOK, "text/csv; charset=utf-8", buf.Bytes())
 	}
-	return engine.Errorf(engine.Invalid, "format must be yaml or csv, got %q", c.QueryParam("format"))
+	return engine.Errorf(engine.Invalid, "format must be yaml or csv, got %q", q.Format)
 }
 
 func (s *Server) kbAudit(c echo.Context) error {
-	limit, err := intParam(c, "limit", 100, 1, 10000)
+	var q auditQuery
+	if err := bindQuery(c, &q); err != nil {
+		return err
+	}
+	entries, err := s.cfg.KB.Audit(c.Request().Context(), q.Limit)
 	if err != nil {
 		return err
 	}
-	entries, err := s.cfg.KB.Audit(c.Request().Context(), limit)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"entries": entries})
+	return c.JSON(http.StatusOK, AuditLog{Entries: orEmpty(entries)})
 }
 
 func (s *Server) kbSearch(c echo.Context) error {
-	k, err := intParam(c, "k", 10, 1, 100)
-	if err != nil {
+	var q searchQuery
+	if err := bindQuery(c, &q); err != nil {
 		return err
 	}
 	start := time.Now()
-	hits, err := s.cfg.KB.Search(c.Request().Context(), c.QueryParam("q"), c.QueryParam("lang"), k)
+	hits, err := s.cfg.KB.Search(c.Request().Context(), q.Q, q.Lang, q.K)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"hits": hits, "took_ms": float64(time.Since(start).Microseconds()) / 1000})
+	return c.JSON(http.StatusOK, SearchResult{Hits: orEmpty(hits), TookMS: float64(time.Since(start).Microseconds()) / 1000})
 }
 
 func (s *Server) kbExperiments(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"experiments": s.cfg.KB.Experiments()})
+	return c.JSON(http.StatusOK, Experiments{Experiments: orEmpty(s.cfg.KB.Experiments())})
 }
 
 func (s *Server) kbCreateExperiment(c echo.Context) error {
@@ -228,9 +210,7 @@ func (s *Server) kbStop(c echo.Context) error {
 }
 
 func (s *Server) kbPromote(c echo.Context) error {
-	var req struct {
-		Variant string `json:"variant"`
-	}
+	var req promoteRequest
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
@@ -243,10 +223,10 @@ func (s *Server) kbPromote(c echo.Context) error {
 
 // answerRequest asks the knowledge base on a customer's behalf.
 type answerRequest struct {
-	Text         string `json:"text"`
-	Lang         string `json:"lang"`
-	Customer     string `json:"customer"`
-	Conversation string `json:"conversation"`
+	Text         string `json:"text" required:"true" minLength:"1"`
+	Lang         string `json:"lang,omitempty" enum:"zh,en,auto"`
+	Customer     string `json:"customer,omitempty" doc:"assigns the customer to an experiment's variant"`
+	Conversation string `json:"conversation,omitempty" doc:"the conversation the answer is for (counts the exposure)"`
 }
 
 func (s *Server) kbAnswer(c echo.Context) error {
@@ -262,12 +242,12 @@ func (s *Server) kbAnswer(c echo.Context) error {
 }
 
 type feedbackRequest struct {
-	Article      string `json:"article"`
-	Customer     string `json:"customer"`
-	Conversation string `json:"conversation"`
-	CSAT         int    `json:"csat"`
-	Thumb        int    `json:"thumb"`
-	Handoff      bool   `json:"handoff"`
+	Article      string `json:"article" required:"true"`
+	Customer     string `json:"customer,omitempty"`
+	Conversation string `json:"conversation" required:"true"`
+	CSAT         int    `json:"csat,omitempty" minimum:"0" maximum:"5" doc:"1–5; 0 for none"`
+	Thumb        int    `json:"thumb,omitempty" minimum:"-1" maximum:"1" doc:"1 up, -1 down, 0 none"`
+	Handoff      bool   `json:"handoff,omitempty" doc:"the conversation went to a person after the answer: not resolved"`
 }
 
 func (s *Server) kbFeedback(c echo.Context) error {
@@ -282,15 +262,15 @@ func (s *Server) kbFeedback(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// intParam reads an integer query parameter within [lo, hi], or def when absent.
-func intParam(c echo.Context, name string, def, lo, hi int) (int, error) {
-	v := c.QueryParam(name)
-	if v == "" {
-		return def, nil
+// promoteRequest names the variant to promote.
+type promoteRequest struct {
+	Variant string `json:"variant" required:"true" doc:"the answer variant id that becomes the control"`
+}
+
+// orEmpty makes a nil list an empty one, so that lists are [] in JSON, never null.
+func orEmpty[T any](v []T) []T {
+	if v == nil {
+		return []T{}
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, engine.Errorf(engine.Invalid, "%s must be an integer from %d to %d, got %q", name, lo, hi, v)
-	}
-	return n, nil
+	return v
 }

@@ -30,6 +30,12 @@ const (
 // with API keys of every role.
 func kbServer(t *testing.T) (*httptest.Server, *kb.KB) {
 	t.Helper()
+	api, k := kbAPI(t)
+	return contractServer(t, api), k
+}
+
+func kbAPI(t *testing.T) (*httpapi.Server, *kb.KB) {
+	t.Helper()
 	clf, k := bundleModelAndKB(t)
 	api, err := httpapi.New(engine.New(engine.Config{NLU: clf}), httpapi.Config{
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), KB: k,
@@ -43,9 +49,7 @@ func kbServer(t *testing.T) (*httptest.Server, *kb.KB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	return srv, k
+	return api, k
 }
 
 // call sends a request with an API key and decodes the JSON answer (nil for none).
@@ -163,6 +167,9 @@ func TestKBEditingAPI(t *testing.T) {
 			t.Errorf("%s: %d %q, want 400 naming %q", bad.body, status, errMessage(out), bad.want)
 		}
 	}
+	if status, _, out := call(t, "GET", u+"/articles/late-fee", editorKey, "", ""); status != http.StatusOK || out["id"] != "late-fee" {
+		t.Errorf("get article: %d %v", status, out)
+	}
 	if status, _, _ := call(t, "GET", u+"/articles/nope", editorKey, "", ""); status != http.StatusNotFound {
 		t.Errorf("unknown article: %d", status)
 	}
@@ -229,6 +236,9 @@ func TestKBExperimentAPI(t *testing.T) {
 	if status, _, _ := call(t, "POST", u+"/experiments", clientKey, "", exp); status != http.StatusForbidden {
 		t.Errorf("a client created an experiment: %d", status)
 	}
+	if status, _, out := call(t, "GET", u+"/experiments", editorKey, "", ""); status != http.StatusOK || len(out["experiments"].([]any)) != 1 {
+		t.Errorf("list experiments: %d %v", status, out)
+	}
 	variants := map[string]bool{}
 	for _, cust := range []string{"c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"} {
 		body := `{"text":"退款多久能到账","lang":"zh","customer":"` + cust + `","conversation":"conv-` + cust + `"}`
@@ -263,6 +273,16 @@ func TestKBExperimentAPI(t *testing.T) {
 	_, _, out = call(t, "POST", u+"/answer", clientKey, "", `{"text":"refund how long","lang":"en"}`)
 	if out["variant"] != "short" || out["experiment"] != nil {
 		t.Errorf("after promotion: %v", out)
+	}
+	second := `{"id":"wording-2","article":"refund-time","variants":[{"answer":"short","weight":1},{"answer":"v1","weight":1}]}`
+	if status, _, out := call(t, "POST", u+"/experiments", editorKey, "", second); status != http.StatusCreated {
+		t.Fatalf("second experiment: %d %v", status, out)
+	}
+	if status, _, out := call(t, "POST", u+"/experiments/wording-2/stop", editorKey, "", ""); status != http.StatusOK || out["stopped"] != true {
+		t.Errorf("stop: %d %v", status, out)
+	}
+	if _, _, out := call(t, "POST", u+"/answer", clientKey, "", `{"text":"refund how long","lang":"en"}`); out["experiment"] != nil {
+		t.Errorf("a stopped experiment still assigns: %v", out)
 	}
 }
 

@@ -1,164 +1,322 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"reflect"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3gen"
 	"github.com/labstack/echo/v4"
+
+	"github.com/kefu-ai/kefu/engine"
+	"github.com/kefu-ai/kefu/kb"
 )
 
-// op documents one route for /openapi.json. A test checks that the document and the
-// routes echo serves are the same set.
-type op struct {
-	method, path, summary string
-	role                  Role   // "" for open routes
-	request, response     string // component schema names ("" for none / a plain object)
-	params                []string
+// The OpenAPI document is generated from the route table (routes.go) and the Go types it
+// names, with kin-openapi's openapi3gen. Struct tags next to the json tag add what Go's
+// types cannot say: required:"true", enum:"a,b", minimum, maximum, minLength, maxLength,
+// minItems, pattern, default and doc (a description). Pattern and length tags may name one of
+// the constants below, so the document and the code that checks a value share one source.
+
+var namedLimits = map[string]string{
+	"IDPattern":         engine.IDPattern,
+	"kb.IDPattern":      kb.IDPattern,
+	"kb.VariantPattern": kb.VariantPattern,
+	"MaxTextRunes":      strconv.Itoa(engine.MaxTextRunes),
+	"ErrorCodes":        errorCodes(),
 }
 
-var ops = []op{
-	{"GET", "/healthz", "Liveness", "", "", "", nil},
-	{"GET", "/readyz", "Readiness: model loaded, bot loaded, state store reachable (503 otherwise)", "", "", "", nil},
-	{"GET", "/metrics", "Prometheus metrics", RoleAdmin, "", "", nil},
-	{"GET", "/openapi.json", "This document", "", "", "", nil},
-	{"POST", "/v1/nlu/parse", "Intent and emotion of a text", RoleClient, "ParseRequest", "", nil},
-	{"POST", "/v1/conversations/{id}/messages", "Send a customer message; get the bot's answer", RoleClient, "MessageRequest", "MessageResult", nil},
-	{"GET", "/v1/conversations/{id}", "A conversation's state, slots and recent transcript", RoleClient, "", "", nil},
-	{"POST", "/v1/conversations/{id}/events", "CSAT, thumbs, agent.released or conversation.closed", RoleClient, "Event", "", nil},
-	{"DELETE", "/v1/conversations/{id}", "End and erase a conversation", RoleClient, "", "", nil},
-	{"GET", "/v1/admin/outbox/dead", "Handoff deliveries that failed every attempt", RoleAdmin, "", "", nil},
-	{"POST", "/v1/admin/reload", "Reload the bot bundle from disk (refused if invalid)", RoleAdmin, "", "", nil},
-	{"GET", "/v1/kb/articles", "List articles", RoleEditor, "", "", []string{"status", "tag", "q"}},
-	{"POST", "/v1/kb/articles", "Create an article", RoleEditor, "Article", "", nil},
-	{"GET", "/v1/kb/articles/{id}", "Get an article", RoleEditor, "", "", nil},
-	{"PUT", "/v1/kb/articles/{id}", "Update an article (If-Match: version)", RoleEditor, "Article", "", nil},
-	{"DELETE", "/v1/kb/articles/{id}", "Delete an article", RoleEditor, "", "", nil},
-	{"POST", "/v1/kb/articles/{id}/publish", "Publish an article", RoleEditor, "", "", nil},
-	{"GET", "/v1/kb/articles/{id}/history", "Every version of an article", RoleEditor, "", "", nil},
-	{"POST", "/v1/kb/import", "Import articles from CSV or YAML, all or nothing", RoleEditor, "", "", nil},
-	{"GET", "/v1/kb/export", "Export articles as CSV or YAML", RoleEditor, "", "", []string{"format"}},
-	{"GET", "/v1/kb/audit", "The audit log", RoleEditor, "", "", []string{"limit"}},
-	{"GET", "/v1/kb/search", "Search with scores and confidence", RoleEditor, "", "", []string{"q", "lang", "k"}},
-	{"GET", "/v1/kb/experiments", "List A/B experiments", RoleEditor, "", "", nil},
-	{"POST", "/v1/kb/experiments", "Start an A/B experiment on an article's answer variants", RoleEditor, "", "", nil},
-	{"GET", "/v1/kb/experiments/{id}", "An experiment's report", RoleEditor, "", "", nil},
-	{"POST", "/v1/kb/experiments/{id}/stop", "Stop an experiment", RoleEditor, "", "", nil},
-	{"POST", "/v1/kb/experiments/{id}/promote", "Make a variant the control and stop", RoleEditor, "", "", nil},
-	{"POST", "/v1/kb/answer", "Answer a question from the knowledge base", RoleClient, "", "", nil},
-	{"POST", "/v1/kb/feedback", "Report an answer's outcome", RoleClient, "", "", nil},
-}
-
-var schemas = map[string]any{
-	"Error": obj(map[string]any{"error": obj(map[string]any{
-		"code":    map[string]any{"type": "string", "enum": []string{"invalid", "unauthorized", "forbidden", "not_found", "conflict", "too_large", "rate_limited", "overloaded", "unavailable", "canceled", "internal"}},
-		"message": str(), "request_id": str()}, "code", "message")}, "error"),
-	"ParseRequest": obj(map[string]any{"text": str(), "lang": enum("zh", "en", "auto"), "top_k": integer()}, "text"),
-	"Customer":     obj(map[string]any{"id": str(), "tier": str(), "tags": arr(str())}),
-	"MessageRequest": obj(map[string]any{"text": map[string]any{"type": "string", "minLength": 1, "maxLength": 4000},
-		"lang": enum("zh", "en", "auto"), "channel": str(), "customer": ref("Customer"),
-		"metadata":   map[string]any{"type": "object", "additionalProperties": str()},
-		"message_id": map[string]any{"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}}, "text"),
-	"MessageResult": obj(map[string]any{
-		"conversation": str(), "message_id": str(), "replayed": map[string]any{"type": "boolean"}, "turn": integer(), "lang": str(), "took_ms": num(),
-		"messages": arr(obj(map[string]any{"text": str()}, "text")),
-		"intent":   obj(map[string]any{"name": str(), "confidence": num()}),
-		"emotion":  obj(map[string]any{"label": str(), "score": num()}),
-		"flow":     str(), "state": str(),
-		"slots":   map[string]any{"type": "object", "additionalProperties": str()},
-		"source":  enum("dialog", "kb", "clarify", "handoff"),
-		"kb":      obj(map[string]any{"article": str(), "question": str(), "text": str(), "variant": str(), "experiment": str(), "score": num(), "confidence": num(), "found": map[string]any{"type": "boolean"}}),
-		"handoff": obj(map[string]any{"id": str(), "status": enum("queued", "released"), "reason": str(), "priority": enum("normal", "high", "urgent"), "at": str()}),
-	}, "conversation", "messages", "intent", "emotion", "slots", "source"),
-	"Event":   obj(map[string]any{"type": enum("csat", "thumbs", "agent.released", "conversation.closed"), "score": integer(), "thumb": enum("up", "down")}, "type"),
-	"Article": obj(map[string]any{"id": str(), "lang": str(), "status": enum("draft", "published"), "questions": arr(str()), "answers": arr(map[string]any{"type": "object"}), "tags": arr(str())}, "id", "questions", "answers"),
-}
-
-func str() map[string]any     { return map[string]any{"type": "string"} }
-func num() map[string]any     { return map[string]any{"type": "number"} }
-func integer() map[string]any { return map[string]any{"type": "integer"} }
-func arr(items any) map[string]any {
-	return map[string]any{"type": "array", "items": items}
-}
-func enum(v ...string) map[string]any { return map[string]any{"type": "string", "enum": v} }
-func ref(name string) map[string]any  { return map[string]any{"$ref": "#/components/schemas/" + name} }
-func obj(props map[string]any, required ...string) map[string]any {
-	o := map[string]any{"type": "object", "properties": props}
-	if len(required) > 0 {
-		o["required"] = required
+// errorCodes lists the codes of Status, the error codes an answer can carry.
+func errorCodes() string {
+	var codes []string
+	for c := range Status {
+		codes = append(codes, string(c))
 	}
-	return o
+	slices.Sort(codes)
+	return strings.Join(codes, ",")
 }
 
-var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
-
-// served lists the documented routes this server answers (KB routes only with a KB).
-func (s *Server) served() []op {
-	var out []op
-	for _, o := range ops {
-		if s.cfg.KB == nil && strings.HasPrefix(o.path, "/v1/kb/") {
-			continue
-		}
-		out = append(out, o)
-	}
-	return out
+var tagDescriptions = map[string]string{
+	"operations":     "Health, readiness, metrics and this document",
+	"nlu":            "The model: intent and emotion of a text",
+	"conversations":  "Customer conversations: messages, events, state, erasure (chat frontends)",
+	"admin":          "Operators: dead letters, bot reload",
+	"knowledge-base": "Articles, search and answers (knowledge-base editors; answers for chat frontends)",
+	"experiments":    "A/B tests of answer variants on live traffic",
 }
 
-// openAPI builds the OpenAPI 3 document of the routes in ops.
-func openAPI(version string, ops []op) map[string]any {
-	paths := map[string]any{}
-	errResp := map[string]any{"description": "error", "content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
-	for _, o := range ops {
-		item, _ := paths[o.path].(map[string]any)
-		if item == nil {
-			item = map[string]any{}
-			paths[o.path] = item
+// customize applies the struct tags described above to a generated schema.
+func customize(_ string, t reflect.Type, tag reflect.StructTag, s *openapi3.Schema) error {
+	if t.Kind() == reflect.Struct && s.Properties != nil {
+		no := false
+		s.AdditionalProperties = openapi3.AdditionalProperties{Has: &no}
+		s.Required = nil
+		for _, f := range reflect.VisibleFields(t) {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.Anonymous && f.IsExported() && name != "-" && f.Tag.Get("required") == "true" {
+				s.Required = append(s.Required, cmpOr(name, f.Name))
+			}
 		}
-		resp := map[string]any{"description": "OK"}
-		if o.response != "" {
-			resp["content"] = map[string]any{"application/json": map[string]any{"schema": ref(o.response)}}
-		}
-		code := "200"
-		if o.method == "DELETE" && strings.HasPrefix(o.path, "/v1/conversations") {
-			code = "204"
-		}
-		operation := map[string]any{"summary": o.summary, "responses": map[string]any{code: resp, "default": errResp}}
-		var params []any
-		for _, m := range pathParam.FindAllStringSubmatch(o.path, -1) {
-			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": str()})
-		}
-		for _, q := range o.params {
-			params = append(params, map[string]any{"name": q, "in": "query", "schema": str()})
-		}
-		if params != nil {
-			operation["parameters"] = params
-		}
-		if o.request != "" {
-			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": ref(o.request)}}}
-		}
-		if o.role != "" {
-			operation["security"] = []any{map[string]any{"bearer": []string{}}, map[string]any{"apiKey": []string{}}}
-			operation["x-kefu-role"] = string(o.role)
-		}
-		item[strings.ToLower(o.method)] = operation
+		return nil // a struct's schema is shared: field tags describe the field, not its type
 	}
-	return map[string]any{
-		"openapi": "3.0.3",
-		"info":    map[string]any{"title": "kefu", "version": version, "description": "Customer-service conversation engine. Errors share one shape (Error)."},
-		"paths":   paths,
-		"components": map[string]any{
-			"schemas": schemas,
-			"securitySchemes": map[string]any{
-				"bearer": map[string]any{"type": "http", "scheme": "bearer"},
-				"apiKey": map[string]any{"type": "apiKey", "in": "header", "name": "X-API-Key"},
+	if t.Kind() == reflect.Array { // fixed-size arrays such as a confidence interval [lo, hi]
+		item, err := openapi3gen.NewSchemaRefForValue(reflect.Zero(t.Elem()).Interface(), nil)
+		if err != nil {
+			return err
+		}
+		n := uint64(t.Len())
+		s.Type, s.Items, s.MinItems, s.MaxItems = &openapi3.Types{"array"}, item, n, &n
+	}
+	get := func(key string) string {
+		v := tag.Get(key)
+		if named, ok := namedLimits[v]; ok {
+			return named
+		}
+		return v
+	}
+	num := func(key string) (*float64, error) {
+		v := get(key)
+		if v == "" {
+			return nil, nil
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("tag %s:%q is not a number", key, v)
+		}
+		return &f, nil
+	}
+	var err error
+	if s.Min, err = cmpPtr(num("minimum")); err != nil {
+		return err
+	}
+	if s.Max, err = cmpPtr(num("maximum")); err != nil {
+		return err
+	}
+	for key, dst := range map[string]*uint64{"minLength": &s.MinLength, "minItems": &s.MinItems} {
+		if v := get(key); v != "" {
+			if *dst, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return fmt.Errorf("tag %s:%q: %v", key, v, err)
+			}
+		}
+	}
+	if v := get("maxLength"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("tag maxLength:%q: %v", v, err)
+		}
+		s.MaxLength = &n
+	}
+	if v := get("pattern"); v != "" {
+		s.Pattern = v
+	}
+	if v := get("enum"); v != "" {
+		for _, e := range strings.Split(v, ",") {
+			s.Enum = append(s.Enum, e)
+		}
+	}
+	if v := get("default"); v != "" {
+		if s.Type.Is("integer") {
+			n, _ := strconv.Atoi(v)
+			s.Default = n
+		} else {
+			s.Default = v
+		}
+	}
+	if v := tag.Get("doc"); v != "" {
+		s.Description = v
+	}
+	return nil
+}
+
+func cmpPtr(p *float64, err error) (*float64, error) { return p, err }
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// schemaName names a type's component schema: its Go name, capitalised; errorBody is Error.
+func schemaName(t reflect.Type) string {
+	if t == reflect.TypeFor[errorBody]() {
+		return "Error"
+	}
+	n := t.Name()
+	return strings.ToUpper(n[:1]) + n[1:]
+}
+
+// document builds the OpenAPI 3 document of rs.
+func (s *Server) document(rs []route) (*openapi3.T, error) {
+	schemas := openapi3.Schemas{}
+	gen := openapi3gen.NewGenerator(
+		openapi3gen.SchemaCustomizer(customize),
+		openapi3gen.CreateComponentSchemas(openapi3gen.ExportComponentSchemasOptions{ExportComponentSchemas: true, ExportTopLevelSchema: true}),
+		openapi3gen.CreateTypeNameGenerator(schemaName),
+	)
+	schemaOf := func(v any) (*openapi3.SchemaRef, error) {
+		return gen.NewSchemaRefForValue(v, schemas)
+	}
+	errRef, err := schemaOf(errorBody{})
+	if err != nil {
+		return nil, err
+	}
+	doc := &openapi3.T{
+		OpenAPI: "3.0.3",
+		Info: &openapi3.Info{Title: "kefu", Version: cmpOr(s.cfg.Version, "dev"),
+			Description: "kefu, a conversation engine for customer service. Every error answers with one shape " +
+				"(Error: a code, a message and the request id), with the HTTP status of its code.",
+		},
+		Servers: openapi3.Servers{{URL: "/", Description: "the server that serves this document"}},
+		Paths:   openapi3.NewPaths(),
+		Components: &openapi3.Components{
+			Schemas: schemas,
+			SecuritySchemes: openapi3.SecuritySchemes{
+				"bearer": {Value: openapi3.NewSecurityScheme().WithType("http").WithScheme("bearer").WithDescription("an API key as a bearer token")},
+				"apiKey": {Value: openapi3.NewSecurityScheme().WithType("apiKey").WithIn("header").WithName("X-API-Key").WithDescription("an API key in X-API-Key")},
 			},
 		},
 	}
+	seenTags := map[string]bool{}
+	for _, r := range rs {
+		if !seenTags[r.tag] {
+			seenTags[r.tag] = true
+			doc.Tags = append(doc.Tags, &openapi3.Tag{Name: r.tag, Description: tagDescriptions[r.tag]})
+		}
+		op := &openapi3.Operation{OperationID: r.id, Summary: r.summary, Tags: []string{r.tag}, Responses: openapi3.NewResponses()}
+		op.Responses.Delete("default")
+		open := r.role == "" || r.path == "/metrics" && s.cfg.OpenMetrics
+		if open {
+			op.Security = &openapi3.SecurityRequirements{}
+		} else {
+			op.Security = &openapi3.SecurityRequirements{{"bearer": []string{}}, {"apiKey": []string{}}}
+			op.Extensions = map[string]any{"x-kefu-role": string(r.role)}
+		}
+		path := echoParam.ReplaceAllString(r.path, "{$1}")
+		for _, m := range pathParam.FindAllStringSubmatch(path, -1) {
+			pattern := engine.IDPattern
+			if strings.HasPrefix(path, "/v1/kb/") {
+				pattern = kb.IDPattern
+			}
+			p := openapi3.NewPathParameter(m[1]).WithSchema(openapi3.NewStringSchema().WithPattern(pattern))
+			op.AddParameter(p)
+		}
+		if r.query != nil {
+			t := reflect.TypeOf(r.query)
+			for i := range t.NumField() {
+				f := t.Field(i)
+				sch, err := gen.GenerateSchemaRef(f.Type)
+				if err != nil {
+					return nil, err
+				}
+				v := *sch.Value
+				if err := customize(f.Name, f.Type, f.Tag, &v); err != nil {
+					return nil, err
+				}
+				desc := v.Description
+				v.Description = ""
+				p := openapi3.NewQueryParameter(f.Tag.Get("query")).WithSchema(&v).WithDescription(desc)
+				p.Required = f.Tag.Get("required") == "true"
+				op.AddParameter(p)
+			}
+		}
+		for _, h := range r.headers {
+			op.AddParameter(openapi3.NewHeaderParameter(h.name).WithDescription(h.doc).
+				WithSchema(openapi3.NewStringSchema().WithPattern(engine.IDPattern)))
+		}
+		switch {
+		case r.body != nil:
+			ref, err := schemaOf(r.body)
+			if err != nil {
+				return nil, err
+			}
+			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).WithJSONSchemaRef(ref)}
+		case r.rawBody != nil:
+			content := openapi3.Content{}
+			for _, mt := range r.rawBody {
+				content[mt] = openapi3.NewMediaType().WithSchema(openapi3.NewStringSchema())
+			}
+			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).WithContent(content)}
+		}
+		ok := openapi3.NewResponse().WithDescription(statusText(r.status))
+		switch {
+		case r.resp != nil:
+			ref, err := schemaOf(r.resp)
+			if err != nil {
+				return nil, err
+			}
+			ok.WithJSONSchemaRef(ref)
+		case r.rawResp != nil:
+			ok.Content = openapi3.Content{}
+			for _, mt := range r.rawResp {
+				ok.Content[mt] = openapi3.NewMediaType().WithSchema(openapi3.NewStringSchema())
+			}
+		}
+		if r.id == "sendMessage" {
+			ok.Headers = openapi3.Headers{"Idempotent-Replayed": {Value: &openapi3.Header{Parameter: openapi3.Parameter{
+				Description: "true when this is the answer to an earlier send of the same message id",
+				Schema:      openapi3.NewStringSchema().WithEnum("true").NewRef()}}}}
+		}
+		op.Responses.Set(strconv.Itoa(r.status), &openapi3.ResponseRef{Value: ok})
+		for _, code := range r.errors(open) {
+			resp := openapi3.NewResponse().WithDescription(statusText(code)).WithJSONSchemaRef(errRef)
+			if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+				resp.Headers = openapi3.Headers{"Retry-After": {Value: &openapi3.Header{Parameter: openapi3.Parameter{
+					Description: "seconds to wait before trying again", Schema: openapi3.NewIntegerSchema().NewRef()}}}}
+			}
+			op.Responses.Set(strconv.Itoa(code), &openapi3.ResponseRef{Value: resp})
+		}
+		doc.AddOperation(path, r.method, op)
+	}
+	return doc, nil
 }
 
-func (s *Server) openAPIHandler(c echo.Context) error {
-	return c.JSON(http.StatusOK, openAPI(s.cfg.Version, s.served()))
+// errors lists the error statuses an operation can answer.
+func (r route) errors(open bool) []int {
+	var codes []int
+	if r.invalid || r.body != nil || r.rawBody != nil || r.query != nil || strings.Contains(r.path, ":") {
+		codes = append(codes, http.StatusBadRequest)
+	}
+	if !open {
+		codes = append(codes, http.StatusUnauthorized, http.StatusForbidden)
+	}
+	if r.notFound {
+		codes = append(codes, http.StatusNotFound)
+	}
+	if r.conflict {
+		codes = append(codes, http.StatusConflict)
+	}
+	if r.body != nil || r.rawBody != nil {
+		codes = append(codes, http.StatusRequestEntityTooLarge)
+	}
+	if !open {
+		codes = append(codes, http.StatusTooManyRequests)
+	}
+	codes = append(codes, http.StatusInternalServerError)
+	if r.path != "/healthz" && r.path != "/openapi.json" {
+		codes = append(codes, http.StatusServiceUnavailable)
+	}
+	slices.Sort(codes)
+	return codes
 }
+
+var (
+	pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
+	echoParam = regexp.MustCompile(`:([a-z_]+)`)
+)
+
+func (s *Server) openAPIHandler(c echo.Context) error {
+	return c.JSONBlob(http.StatusOK, s.openapi)
+}
+
+// OpenAPI returns the document /openapi.json serves.
+func (s *Server) OpenAPI() []byte { return s.openapi }
 
 // Routes lists the routes the server answers, as "METHOD /path/{param}".
 func (s *Server) Routes() []string {
@@ -174,11 +332,15 @@ func (s *Server) Routes() []string {
 
 // Documented lists the routes /openapi.json describes, in the same form.
 func (s *Server) Documented() []string {
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	_ = json.Unmarshal(s.openapi, &doc)
 	var out []string
-	for _, o := range s.served() {
-		out = append(out, o.method+" "+o.path)
+	for path, item := range doc.Paths {
+		for method := range item {
+			out = append(out, strings.ToUpper(method)+" "+path)
+		}
 	}
 	return out
 }
-
-var echoParam = regexp.MustCompile(`:([a-z_]+)`)
