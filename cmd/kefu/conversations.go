@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/kefu-ai/kefu/dialogs"
+	"github.com/kefu-ai/kefu/handoff/webhook"
 )
 
 // devSecret signs handoffs when no secret is configured and every party is on this machine.
@@ -26,11 +27,16 @@ func loadBot(dir string) (*dialogs.Bot, string, error) {
 	return b, dir, nil
 }
 
-// handoffSecret returns the handoff signing secret from the bot's environment variable;
-// without one, only a loopback handoff URL is allowed (signed with the development secret).
-func handoffSecret(b *dialogs.Bot, handoffURL string, log *slog.Logger) ([]byte, error) {
+// handoffSecrets returns the handoff signing secrets from the bot's environment variable
+// (a list: see webhook.ParseSecrets); without one, only a loopback handoff URL is allowed
+// (signed with the development secret).
+func handoffSecrets(b *dialogs.Bot, handoffURL string, log *slog.Logger) ([][]byte, error) {
 	if s := os.Getenv(b.Handoff.SecretEnv); s != "" {
-		return []byte(s), nil
+		secrets, err := webhook.ParseSecrets(s)
+		if err != nil {
+			return nil, fmt.Errorf("$%s: %v", b.Handoff.SecretEnv, err)
+		}
+		return secrets, nil
 	}
 	if handoffURL == "" {
 		return nil, nil
@@ -43,5 +49,5 @@ func handoffSecret(b *dialogs.Bot, handoffURL string, log *slog.Logger) ([]byte,
 		return nil, fmt.Errorf("handoffs go to %s but $%s is empty: set the signing secret", u.Host, b.Handoff.SecretEnv)
 	}
 	log.Warn("handoffs are signed with the development secret: set $" + b.Handoff.SecretEnv + " for anything but a demo")
-	return []byte(devSecret), nil
+	return [][]byte{[]byte(devSecret)}, nil
 }

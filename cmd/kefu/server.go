@@ -173,11 +173,11 @@ func deliveries(b *dialogs.Bot, handoffURL string, log *slog.Logger) (handoff.De
 			return nil
 		}, nil
 	}
-	secret, err := handoffSecret(b, handoffURL, log)
+	secrets, err := handoffSecrets(b, handoffURL, log)
 	if err != nil {
 		return nil, err
 	}
-	sender := &webhook.Sender{URL: handoffURL, Secret: secret, Client: &http.Client{}}
+	sender := &webhook.Sender{URL: handoffURL, Secrets: secrets, Client: &http.Client{}}
 	return func(ctx context.Context, d handoff.Delivery) error {
 		err := sender.Deliver(ctx, d)
 		if err != nil {

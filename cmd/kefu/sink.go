@@ -22,20 +22,24 @@ import (
 func handoffSink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("handoff-sink", "[flags]", stderr)
 	addr := fs.String("addr", "127.0.0.1:8081", "address to listen on")
-	secretEnv := fs.String("secret-env", "KEFU_HANDOFF_SECRET", "environment variable holding the signing secret (unset: the development secret, loopback only)")
+	secretEnv := fs.String("secret-env", "KEFU_HANDOFF_SECRET", "environment variable holding the signing secrets, separated by spaces or commas, each raw or whsec_BASE64; any one verifies (unset: the development secret, loopback only)")
 	demo := fs.Bool("demo-backend", true, "also serve the demo bot's order backend under /demo/")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	secret := os.Getenv(*secretEnv)
-	if secret == "" {
+	secrets := [][]byte{[]byte(devSecret)}
+	if list := os.Getenv(*secretEnv); list != "" {
+		var err error
+		if secrets, err = webhook.ParseSecrets(list); err != nil {
+			return fmt.Errorf("$%s: %v", *secretEnv, err)
+		}
+	} else {
 		if !loopback(*addr) {
 			return fmt.Errorf("$%s is empty: set the signing secret to listen on %s", *secretEnv, *addr)
 		}
-		secret = devSecret
 		fmt.Fprintf(stderr, "handoff-sink: $%s is empty; verifying with the development secret\n", *secretEnv)
 	}
-	sink := &webhook.Sink{Secret: []byte(secret), Print: func(r webhook.Received) { printDelivery(stdout, r) }}
+	sink := &webhook.Sink{Secrets: secrets, Print: func(r webhook.Received) { printDelivery(stdout, r) }}
 	mux := http.NewServeMux()
 	mux.Handle("/handoff", sink)
 	if *demo {

@@ -84,7 +84,7 @@ func botDefinition(t testing.TB, backend string) *dialogs.Bot {
 func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 	t.Helper()
 	w := &world{rdb: rdb, prefix: prefix, actions: map[string]int{}}
-	w.sink = &webhook.Sink{Secret: []byte(handoffSecret)}
+	w.sink = &webhook.Sink{Secrets: [][]byte{[]byte(handoffSecret)}}
 	receiver := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if w.failing.Add(-1) >= 0 {
 			http.Error(rw, "agent desk restarting", http.StatusServiceUnavailable)
@@ -113,7 +113,7 @@ func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 
 	p := strings.TrimSuffix(prefix, ":")
 	opt := handoff.Options{Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxAttempts: 50, Timeout: time.Second}
-	sender := &webhook.Sender{URL: receiver.URL, Secret: []byte(handoffSecret)}
+	sender := &webhook.Sender{URL: receiver.URL, Secrets: [][]byte{[]byte(handoffSecret)}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -811,7 +811,7 @@ func TestDeadLettersAfterEveryAttemptFailed(t *testing.T) {
 	box := boxmem.NewOutbox(handoff.Options{Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxAttempts: 2, Timeout: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go box.Run(ctx, (&webhook.Sender{URL: desk.URL, Secret: []byte(handoffSecret)}).Deliver)
+	go box.Run(ctx, (&webhook.Sender{URL: desk.URL, Secrets: [][]byte{[]byte(handoffSecret)}}).Deliver)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(t, "http://127.0.0.1:1"), nil), Outbox: box, Logger: log})
 	api, err := httpapi.New(eng, httpapi.Config{Logger: log})

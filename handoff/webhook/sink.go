@@ -17,17 +17,20 @@ type Received struct {
 	At   time.Time       `json:"at"`
 }
 
-// Sink receives deliveries: it verifies signatures (401 when wrong), keeps one per
-// idempotency key (a repeat is answered 200 and not kept again), and reports each new one
-// to Print. It is the receiving end for demos and tests; a real handoff API does the same.
+// Sink receives deliveries as a handoff API should: it verifies the signature and the
+// timestamp (401 with the reason when wrong or outside the tolerance), refuses a replay
+// (the very same signed request again: 401), keeps one delivery per webhook-id (a retry,
+// signed anew, is answered 200 and not kept again) and reports each new one to Print.
 type Sink struct {
-	Secret []byte
-	Print  func(Received) // may be nil
+	// Secrets verify; any one of them may have signed (key rotation).
+	Secrets [][]byte
+	Print   func(Received) // may be nil
 	// Tolerance for timestamps; default 5 minutes.
 	Tolerance time.Duration
 
 	mu       sync.Mutex
-	seen     map[string]bool
+	seen     map[string]bool // webhook-id
+	replays  map[string]time.Time // webhook-signature seen → when it can be forgotten
 	received []Received
 	repeats  int
 }
@@ -47,20 +50,36 @@ func (s *Sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tol == 0 {
 		tol = 5 * time.Minute
 	}
-	if err := Verify(s.Secret, r.Header.Get(HeaderTimestamp), r.Header.Get(HeaderSignature), body, time.Now(), tol); err != nil {
+	now := time.Now()
+	if err := Verify(s.Secrets, r.Header, body, now, tol); err != nil {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
-	key := r.Header.Get(HeaderKey)
-	if key == "" || !json.Valid(body) {
-		http.Error(w, "an Idempotency-Key header and a JSON body are needed", http.StatusBadRequest)
+	var typed struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(body, &typed); err != nil || typed.Type == "" {
+		http.Error(w, "the body must be a JSON object with a type", http.StatusBadRequest)
 		return
 	}
-	rec := Received{Key: key, Kind: r.Header.Get(HeaderKind), Body: body, At: time.Now()}
+	key := r.Header.Get(HeaderID)
+	rec := Received{Key: key, Kind: typed.Type, Body: body, At: now}
 	s.mu.Lock()
 	if s.seen == nil {
-		s.seen = map[string]bool{}
+		s.seen, s.replays = map[string]bool{}, map[string]time.Time{}
 	}
+	for sig, until := range s.replays { // a signature older than the tolerance cannot come back
+		if now.After(until) {
+			delete(s.replays, sig)
+		}
+	}
+	sig := r.Header.Get(HeaderSignature)
+	if _, replayed := s.replays[sig]; replayed {
+		s.mu.Unlock()
+		http.Error(w, "replayed: this signed request was received before", http.StatusUnauthorized)
+		return
+	}
+	s.replays[sig] = now.Add(2 * tol)
 	fresh := !s.seen[key]
 	if fresh {
 		s.seen[key] = true

@@ -1,12 +1,16 @@
-// Package webhook sends kefu's handoff deliveries to the handoff API over HTTP, signed, and
-// receives them (Sink, behind `kefu handoff-sink`).
+// Package webhook sends kefu's handoff deliveries to the handoff API over HTTP, signed in
+// the Standard Webhooks format (https://www.standardwebhooks.com, spec v1), and receives
+// them (Sink, behind `kefu handoff-sink`).
 //
 // Every request carries:
 //
-//	Idempotency-Key:   the delivery's key (same on every attempt)
-//	X-Kefu-Kind:       handoff | message
-//	X-Kefu-Timestamp:  Unix seconds
-//	X-Kefu-Signature:  sha256=HEX(HMAC-SHA256(secret, timestamp + "." + body))
+//	webhook-id:         the delivery's key: the idempotency key, the same on every attempt
+//	webhook-timestamp:  Unix seconds of this attempt
+//	webhook-signature:  v1,BASE64(HMAC-SHA256(secret, id + "." + timestamp + "." + body)),
+//	                    one per configured secret, separated by spaces (key rotation)
+//
+// The body's "type" says what it is (handoff or message), so the id, the kind and the
+// content are all signed.
 package webhook
 
 import (
@@ -14,7 +18,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -26,45 +30,86 @@ import (
 	"github.com/kefu-ai/kefu/handoff"
 )
 
-// Header names.
+// Header names (Standard Webhooks).
 const (
-	HeaderKey       = "Idempotency-Key"
-	HeaderKind      = "X-Kefu-Kind"
-	HeaderTimestamp = "X-Kefu-Timestamp"
-	HeaderSignature = "X-Kefu-Signature"
+	HeaderID        = "webhook-id"
+	HeaderTimestamp = "webhook-timestamp"
+	HeaderSignature = "webhook-signature"
 )
 
-// Sign returns the signature header value for body sent at ts.
-func Sign(secret []byte, ts int64, body []byte) string {
+// secretPrefix marks a base64-encoded secret, as Standard Webhooks libraries expect them.
+const secretPrefix = "whsec_"
+
+// ParseSecrets reads a list of signing secrets separated by spaces or commas. A secret
+// written whsec_BASE64 is those bytes (the form Standard Webhooks libraries take); any
+// other is its own bytes. The first signs; all verify. Errors name the secret's position.
+func ParseSecrets(list string) ([][]byte, error) {
+	var out [][]byte
+	for i, s := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
+		if b64, ok := strings.CutPrefix(s, secretPrefix); ok {
+			key, err := base64.StdEncoding.DecodeString(b64)
+			if err != nil || len(key) == 0 {
+				return nil, fmt.Errorf("secret %d: %s… is not valid base64 after whsec_", i+1, s[:min(len(s), 10)])
+			}
+			out = append(out, key)
+			continue
+		}
+		out = append(out, []byte(s))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no secret in the list")
+	}
+	return out, nil
+}
+
+// EncodeSecret writes key in the whsec_ form a Standard Webhooks library takes.
+func EncodeSecret(key []byte) string { return secretPrefix + base64.StdEncoding.EncodeToString(key) }
+
+// Sign returns the v1 signature of a delivery with id sent at ts.
+func Sign(secret []byte, id string, ts int64, body []byte) string {
 	m := hmac.New(sha256.New, secret)
-	fmt.Fprintf(m, "%d.", ts)
+	fmt.Fprintf(m, "%s.%d.", id, ts)
 	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
 // ErrSignature: a request's signature is missing, wrong or too old.
 var ErrSignature = errors.New("bad signature")
 
-// Verify checks a request's signature and that its timestamp is within tolerance of now.
-func Verify(secret []byte, tsHeader, sigHeader string, body []byte, now time.Time, tolerance time.Duration) error {
-	ts, err := strconv.ParseInt(tsHeader, 10, 64)
+// Verify checks the headers of a delivery: a timestamp within tolerance of now and a v1
+// signature by one of secrets.
+func Verify(secrets [][]byte, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
+	id := h.Get(HeaderID)
+	if id == "" {
+		return fmt.Errorf("%w: no %s", ErrSignature, HeaderID)
+	}
+	ts, err := strconv.ParseInt(h.Get(HeaderTimestamp), 10, 64)
 	if err != nil {
 		return fmt.Errorf("%w: no valid %s", ErrSignature, HeaderTimestamp)
 	}
 	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
-		return fmt.Errorf("%w: timestamp %d is more than %s away", ErrSignature, ts, tolerance)
+		return fmt.Errorf("%w: timestamp %d is more than %s away from now", ErrSignature, ts, tolerance)
 	}
-	if !hmac.Equal([]byte(Sign(secret, ts, body)), []byte(sigHeader)) {
-		return fmt.Errorf("%w: signature does not match", ErrSignature)
+	given := strings.Fields(h.Get(HeaderSignature))
+	for _, secret := range secrets {
+		want := []byte(Sign(secret, id, ts, body))
+		for _, sig := range given {
+			if hmac.Equal(want, []byte(sig)) {
+				return nil
+			}
+		}
 	}
-	return nil
+	return fmt.Errorf("%w: no signature matches", ErrSignature)
 }
 
 // Sender posts deliveries to URL.
 type Sender struct {
-	URL    string
-	Secret []byte
-	Client *http.Client // default http.DefaultClient; the outbox bounds each attempt
+	URL string
+	// Secrets sign each delivery, one signature each (the first first): during a rotation
+	// a receiver that knows either the old or the new secret verifies it.
+	Secrets [][]byte
+	Client  *http.Client // default http.DefaultClient; the outbox bounds each attempt
+	Now     func() time.Time
 }
 
 // Deliver posts d once; an error (network, non-2xx status) means retry later.
@@ -73,12 +118,19 @@ func (s *Sender) Deliver(ctx context.Context, d handoff.Delivery) error {
 	if err != nil {
 		return err
 	}
-	ts := time.Now().Unix()
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	ts := now().Unix()
+	sigs := make([]string, len(s.Secrets))
+	for i, secret := range s.Secrets {
+		sigs[i] = Sign(secret, d.Key, ts, d.Body)
+	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderKey, d.Key)
-	req.Header.Set(HeaderKind, d.Kind)
+	req.Header.Set(HeaderID, d.Key)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(s.Secret, ts, d.Body))
+	req.Header.Set(HeaderSignature, strings.Join(sigs, " "))
 	c := s.Client
 	if c == nil {
 		c = http.DefaultClient
