@@ -98,7 +98,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}()
 	}
 
-	api, err := httpapi.New(eng, httpapi.Config{BodyLimit: *bodyLimit, Logger: log, Keys: keys, KB: knowledge, Reload: reload, Version: version})
+	api, err := httpapi.New(eng, httpapi.Config{BodyLimit: *bodyLimit, Logger: log, Keys: keys, KB: knowledge, Reload: reload, Version: version, Limiter: srv.limiter})
 	if err != nil {
 		return err
 	}

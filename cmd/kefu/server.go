@@ -17,6 +17,7 @@ import (
 	convredis "github.com/kefu-ai/kefu/conversation/redisstore"
 	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/engine"
+	"github.com/kefu-ai/kefu/engine/httpapi"
 	"github.com/kefu-ai/kefu/handoff"
 	boxmem "github.com/kefu-ai/kefu/handoff/inmem"
 	boxredis "github.com/kefu-ai/kefu/handoff/redisstore"
@@ -61,6 +62,7 @@ type server struct {
 	knowledge *kb.KB
 	eng       *engine.Engine
 	bot       string // where the bot came from
+	limiter   httpapi.Limiter // API keys' rates: shared in Redis with --redis
 
 	closers []func()
 	once    sync.Once
@@ -150,7 +152,9 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 		calls = convredis.NewCalls(rdb, cfg.RedisPrefix, cfg.StateTTL)
 		outbox = boxredis.NewOutbox(rdb, cfg.RedisPrefix, consumer, b.Handoff.Options, func(err error) { log.Warn("outbox", "err", err) })
 		state = "redis"
+		s.limiter = httpapi.NewRedisLimiter(rdb, cfg.RedisPrefix, log)
 	} else {
+		s.limiter = httpapi.NewLocalLimiter()
 		store = convmem.NewStore(cfg.StateTTL)
 		calls = convmem.NewCalls(cfg.StateTTL)
 		outbox = boxmem.NewOutbox(b.Handoff.Options)

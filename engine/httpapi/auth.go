@@ -8,8 +8,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -66,27 +64,27 @@ func (k *Key) Check() error {
 	return nil
 }
 
-// keyring checks keys and rate limits.
+// keyring checks keys.
 type keyring struct {
 	keys []*keyEntry
-	now  func() time.Time
 }
 
 type keyEntry struct {
 	Key
 	hash [32]byte
-
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
 }
 
 func newKeyring(keys []Key) (*keyring, error) {
-	r := &keyring{now: time.Now}
+	r := &keyring{}
+	names := map[string]bool{}
 	for _, k := range keys {
 		if err := k.Check(); err != nil {
 			return nil, err
 		}
+		if names[k.Name] {
+			return nil, fmt.Errorf("key %q: two keys have this name (names identify keys in logs and rate limits)", k.Name)
+		}
+		names[k.Name] = true
 		e := &keyEntry{Key: k}
 		if k.Secret != "" {
 			e.hash = sha256.Sum256([]byte(k.Secret))
@@ -97,7 +95,6 @@ func newKeyring(keys []Key) (*keyring, error) {
 		if e.Burst == 0 {
 			e.Burst = max(1, int(math.Ceil(e.Rate)))
 		}
-		e.tokens = float64(e.Burst)
 		r.keys = append(r.keys, e)
 	}
 	return r, nil
@@ -113,24 +110,6 @@ func (r *keyring) lookup(secret string) *keyEntry {
 		}
 	}
 	return found
-}
-
-// allow takes one token from the key's bucket, or says how long until one is there.
-func (e *keyEntry) allow(now time.Time) (bool, time.Duration) {
-	if e.Rate == 0 {
-		return true, 0
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.last.IsZero() {
-		e.tokens = min(float64(e.Burst), e.tokens+now.Sub(e.last).Seconds()*e.Rate)
-	}
-	e.last = now
-	if e.tokens >= 1 {
-		e.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - e.tokens) / e.Rate * float64(time.Second))
 }
 
 // ctxActor is where the middleware leaves the caller's name for handlers (KB audit log).
@@ -173,8 +152,11 @@ func (s *Server) require(role Role) echo.MiddlewareFunc {
 			if k.Role != role && k.Role != RoleAdmin {
 				return engine.Errorf(engine.Forbidden, "key %q has role %s; this needs %s", k.Name, k.Role, role)
 			}
-			if ok, wait := k.allow(s.keys.now()); !ok {
-				c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			if k.Rate == 0 {
+				return next(c)
+			}
+			if ok, wait := s.cfg.Limiter.Allow(c.Request().Context(), k.Name, k.Rate, k.Burst); !ok {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 				return engine.Errorf(engine.RateLimited, "key %q is over its rate of %g requests/s", k.Name, k.Rate)
 			}
 			return next(c)

@@ -40,6 +40,9 @@ type Config struct {
 	Reload func() (string, error)
 	// Version is kefu's version, shown in /openapi.json and kefu_build_info.
 	Version string
+	// Limiter enforces the keys' rates; default a LocalLimiter (per process). With several
+	// nodes give a RedisLimiter so that a key's rate holds across them.
+	Limiter Limiter
 	// OpenMetrics serves /metrics without a key (for a Prometheus on a private network);
 	// otherwise it needs an admin key.
 	OpenMetrics bool
@@ -65,6 +68,9 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewLocalLimiter()
 	}
 	keys, err := newKeyring(cfg.Keys)
 	if err != nil {
