@@ -43,6 +43,9 @@ type Config struct {
 	// Limiter enforces the keys' rates; default a LocalLimiter (per process). With several
 	// nodes give a RedisLimiter so that a key's rate holds across them.
 	Limiter Limiter
+	// CORSOrigins are the browser origins (scheme://host[:port]) allowed to call the API;
+	// none by default (see ParseOrigins).
+	CORSOrigins []string
 	// OpenMetrics serves /metrics without a key (for a Prometheus on a private network);
 	// otherwise it needs an admin key.
 	OpenMetrics bool
@@ -81,6 +84,7 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	e := s.e
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	s.browserHeaders()
 	e.Use(middleware.RequestID())
 	e.Use(s.logRequests)
 	e.Use(middleware.Recover())
