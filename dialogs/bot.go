@@ -38,6 +38,7 @@ type Bot struct {
 
 	extractors map[string]extractor
 	triggers   map[string]string // intent → flow
+	refs       []LabelRef
 }
 
 // Thresholds of the policy.
@@ -267,6 +268,7 @@ func Parse(botFile string, botYAML []byte, dialogFiles map[string][]byte) (*Bot,
 		return nil, err
 	}
 	b.triggers = map[string]string{}
+	b.collectRefs(botFile, nodeAt(parseNode(botYAML), "handoff"), "handoff")
 	for _, name := range slices.Sorted(maps.Keys(dialogFiles)) {
 		if err := b.parseDialogs(name, dialogFiles[name]); err != nil {
 			return nil, err
@@ -369,6 +371,7 @@ func (b *Bot) parseDialogs(file string, data []byte) error {
 		return err
 	}
 	root := parseNode(data)
+	b.collectRefs(file, root, "")
 	for name, f := range doc.Flows {
 		if _, dup := b.Flows[name]; dup {
 			return &Error{File: file, Line: lineOf(root, "flows", name), Msg: fmt.Sprintf("flow %q is defined twice (also in %s)", name, b.Flows[name].file)}
@@ -666,4 +669,56 @@ func builtinNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// LabelRef is a place where the bot names a model label: an intent that starts a flow,
+// moves a transition or hands off, or an emotion the handoff policy counts.
+type LabelRef struct {
+	Head  string // "intent" or "emotion"
+	Label string
+	File  string
+	Line  int
+	Where string // e.g. "flows.refund.intents"
+}
+
+// LabelRefs lists every label the bot names, in file order.
+func (b *Bot) LabelRefs() []LabelRef { return b.refs }
+
+// collectRefs walks a dialog file, or bot.yaml's handoff section, for the keys that name
+// labels wherever they are: intent (a scalar), intents (a list, or handoff.intents' mapping
+// keys), urgent_intents and negative_emotions.
+func (b *Bot) collectRefs(file string, n *yaml.Node, path string) {
+	if n == nil {
+		return
+	}
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path
+			if n.Kind == yaml.SequenceNode {
+				p = fmt.Sprintf("%s[%d]", path, i)
+			}
+			b.collectRefs(file, c, p)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			where := strings.TrimPrefix(path+"."+k.Value, ".")
+			head := map[string]string{"intent": "intent", "intents": "intent", "urgent_intents": "intent", "negative_emotions": "emotion"}[k.Value]
+			switch {
+			case head != "" && v.Kind == yaml.ScalarNode:
+				b.refs = append(b.refs, LabelRef{head, v.Value, file, v.Line, where})
+			case head != "" && v.Kind == yaml.SequenceNode:
+				for _, item := range v.Content {
+					b.refs = append(b.refs, LabelRef{head, item.Value, file, item.Line, where})
+				}
+			case head != "" && v.Kind == yaml.MappingNode: // handoff.intents: {intent: reason}
+				for j := 0; j+1 < len(v.Content); j += 2 {
+					b.refs = append(b.refs, LabelRef{head, v.Content[j].Value, file, v.Content[j].Line, where})
+				}
+			default:
+				b.collectRefs(file, v, where)
+			}
+		}
+	}
 }

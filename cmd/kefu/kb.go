@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -30,9 +31,9 @@ type storeFlags struct {
 
 func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	return &storeFlags{
-		redisURL: fs.String("redis", os.Getenv("KEFU_REDIS_URL"), "Redis URL, e.g. redis://127.0.0.1:6379/0 ($KEFU_REDIS_URL); empty: conversations and the handoff outbox in memory, the KB journal under --data-dir"),
-		prefix:   fs.String("redis-prefix", envOr("KEFU_REDIS_PREFIX", "kefu"), "prefix of every Redis key ($KEFU_REDIS_PREFIX)"),
-		dataDir:  fs.String("data-dir", envOr("KEFU_DATA_DIR", "kefu-data"), "where the knowledge base journal lives without Redis ($KEFU_DATA_DIR)"),
+		redisURL: fs.String("redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0; empty: conversations and the handoff outbox in memory, the KB journal under --data-dir"),
+		prefix:   fs.String("redis-prefix", "kefu", "prefix of every Redis key"),
+		dataDir:  fs.String("data-dir", "kefu-data", "where the knowledge base journal lives without Redis"),
 	}
 }
 
@@ -123,12 +124,17 @@ const kbUsage = `Usage:
   kefu kb import [flags] FILE...   import articles (YAML or CSV), all or nothing
   kefu kb export [flags]           write every article as YAML or CSV
 
-Run 'kefu kb import -h' for the flags.
+Both work on the store directly, no server needed: with --redis every running node picks
+the change up within a second. Run 'kefu kb import --help' for the flags.
 `
 
 // kbCmd edits the knowledge base's store directly (no server needed; with --redis every
 // running node picks the change up within a second).
 func kbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help", "help"}, args[0]) {
+		fmt.Fprint(stderr, kbUsage)
+		return nil
+	}
 	if len(args) == 0 || (args[0] != "import" && args[0] != "export") {
 		fmt.Fprint(stderr, kbUsage)
 		return errUsage
@@ -139,19 +145,19 @@ func kbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	format := fset.String("format", "", "yaml or csv (default: from the file name; yaml for export)")
 	out := fset.String("out", "", "export: write here instead of stdout")
 	author := fset.String("author", envOr("USER", "cli"), "the name the audit log records")
-	var err error
-	if err := fset.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	if err := envFlags(fset, "redis", "redis-prefix", "data-dir"); err != nil {
+		return err
 	}
-	if sub == "import" && fset.NArg() == 0 {
+	files, err := parseArgs(fset, args[1:])
+	if err != nil {
+		return err
+	}
+	if sub == "import" && len(files) == 0 {
 		fmt.Fprintln(stderr, "kefu kb import: name at least one file")
 		return errUsage
 	}
-	if sub == "export" && fset.NArg() > 0 {
-		fmt.Fprintf(stderr, "kefu kb export: unexpected argument %q\n", fset.Arg(0))
+	if sub == "export" && len(files) > 0 {
+		fmt.Fprintf(stderr, "kefu kb export: unexpected argument %q\n", files[0])
 		return errUsage
 	}
 	var rdb *redis.Client
@@ -195,7 +201,7 @@ func kbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	var all []kb.Article
-	for _, path := range fset.Args() {
+	for _, path := range files {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return err

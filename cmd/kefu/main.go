@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/kefu-ai/kefu/models"
@@ -38,9 +40,13 @@ Commands:
             cross-validation (--cv), model comparison (--compare), regression gate (--baseline)
   test      run conversation test stories (YAML) against the bot, in process or at --url
   kb        import or export knowledge-base articles (YAML or CSV)
+  validate  check a bot bundle against its model, knowledge base, stories and training
+            data: unknown intents, duplicate articles, contradictory examples (file:line)
   version   print the version
+  help      this text; 'kefu help CMD' is 'kefu CMD --help'
 
-Run 'kefu <command> -h' for a command's flags.
+Run 'kefu <command> --help' (or 'kefu help <command>') for a command's flags. Flags
+may come before or after a command's arguments.
 `
 
 func main() {
@@ -70,9 +76,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = testCmd(ctx, args[1:], stdout, stderr)
 	case "kb":
 		err = kbCmd(ctx, args[1:], stdout, stderr)
+	case "validate":
+		err = validateCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":
+		if len(args) > 1 && args[0] == "help" { // kefu help serve → kefu serve --help, on stdout
+			return run(append(slices.Clone(args[1:]), "--help"), stdout, stdout)
+		}
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "kefu: unknown command %q\n\n%s", args[0], usage)
@@ -85,6 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
+	case errors.Is(err, errValidation): // the findings are the message
+		return 1
 	}
 	fmt.Fprintf(stderr, "kefu %s: %v\n", args[0], err)
 	return 1
@@ -111,26 +124,80 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseFlags parses a command that takes flags only.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "kefu %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+	if len(rest) > 0 {
+		fmt.Fprintf(fs.Output(), "kefu %s: unexpected argument %q\n", fs.Name(), rest[0])
 		fs.Usage()
 		return errUsage
 	}
 	return nil
 }
 
+// parseArgs parses flags wherever they are among the arguments (kefu kb import FILE
+// --data-dir D) and returns the other arguments in order; after "--" everything is an
+// argument.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		left := fs.Args()
+		if used := len(args) - len(left); used > 0 && args[used-1] == "--" {
+			return append(rest, left...), nil // the flag package stopped at "--"
+		}
+		if len(left) == 0 {
+			return rest, nil
+		}
+		rest, args = append(rest, left[0]), left[1:]
+	}
+}
+
+// envFlags gives flags of fs an environment variable (envName), named in the flag's
+// help: every flag, or only those listed. Call it after defining the flags and before
+// parsing: a flag on the command line wins over the variable. A variable that does not
+// parse is an error naming it.
+func envFlags(fs *flag.FlagSet, only ...string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(only) > 0 && !slices.Contains(only, f.Name) {
+			return
+		}
+		name := envName(f.Name)
+		f.Usage += " ($" + name + ")"
+		if v, ok := os.LookupEnv(name); ok && v != "" && err == nil {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("$%s=%q: %v", name, v, e)
+			} else {
+				f.DefValue = v
+			}
+		}
+	})
+	return err
+}
+
+// envName is a flag's environment variable: KEFU_ and the name in capitals with _ for -
+// (KEFU_REDIS_URL for --redis).
+func envName(flagName string) string {
+	if flagName == "redis" {
+		return "KEFU_REDIS_URL"
+	}
+	return "KEFU_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
 // ortFlag adds --ort-lib and returns a function that opens the runtime. An explicit
 // --ort-lib or $KEFU_ORT_LIB is used alone; otherwise third_party/onnxruntime/ under the
 // working directory, then beside the executable.
 func ortFlag(fs *flag.FlagSet) func() (*models.Runtime, error) {
-	lib := fs.String("ort-lib", "", "ONNX Runtime shared library (default $KEFU_ORT_LIB, then third_party/onnxruntime/libonnxruntime.so.1, then beside the binary)")
+	lib := fs.String("ort-lib", "", "ONNX Runtime shared library (default third_party/onnxruntime/libonnxruntime.so.1, then beside the binary)")
 	return func() (*models.Runtime, error) {
 		candidates := []string{cmp.Or(*lib, os.Getenv("KEFU_ORT_LIB"))}
 		if candidates[0] == "" {

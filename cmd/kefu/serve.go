@@ -20,22 +20,31 @@ import (
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlags("serve", "[flags]", stderr)
-	addr := fs.String("addr", envOr("KEFU_ADDR", "127.0.0.1:8080"), "address to listen on ($KEFU_ADDR)")
-	modelDir := fs.String("model", os.Getenv("KEFU_MODEL"), "model bundle directory ($KEFU_MODEL; default: the embedded demo model)")
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	modelDir := fs.String("model", "", "model bundle directory (default: the embedded demo model)")
 	bodyLimit := fs.Int64("body-limit", 1<<20, "largest request body in bytes")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	keysFile := fs.String("keys", os.Getenv("KEFU_KEYS"), "API keys file (YAML; $KEFU_KEYS); without one kefu only serves a loopback address")
+	keysFile := fs.String("keys", "", "API keys file (YAML); without one kefu only serves a loopback address")
 	minConf := fs.Float64("kb-min-confidence", 0.3, "KB answers below this confidence are not called found")
-	botDir := fs.String("bot", os.Getenv("KEFU_BOT"), "bot bundle directory with bot.yaml and dialogs/ ($KEFU_BOT; default: the embedded demo bot); SIGHUP reloads it")
-	handoffURL := fs.String("handoff-url", os.Getenv("KEFU_HANDOFF_URL"), "where handoffs are POSTed ($KEFU_HANDOFF_URL; default: the bot's handoff.url)")
+	botDir := fs.String("bot", "", "bot bundle directory with bot.yaml and dialogs/ (default: the embedded demo bot); SIGHUP reloads it")
+	handoffURL := fs.String("handoff-url", "", "where handoffs are POSTed (default: the bot's handoff.url)")
+	corsOrigins := fs.String("cors-origins", "", "browser origins allowed to call the API, comma-separated, each scheme://host[:port] (default: none)")
+	openMetrics := fs.Bool("metrics-public", false, "serve /metrics without a key (for a Prometheus on a private network; default: admin key)")
 	stateTTL := fs.Duration("state-ttl", 24*time.Hour, "how long an idle conversation is kept")
 	transcript := fs.Int64("transcript", 0, "with --redis, keep every turn in a stream trimmed to about this many entries (0: only the last 50 turns in the state)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here (for load tests)")
 	store := addStoreFlags(fs)
 	openRuntime := ortFlag(fs)
 	cfg := modelFlags(fs)
+	if err := envFlags(fs); err != nil {
+		return err
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	origins, err := httpapi.ParseOrigins(*corsOrigins)
+	if err != nil {
+		return fmt.Errorf("--cors-origins: %v", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -79,6 +88,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return "", err
 		}
+		if err := checkBundle(nb, clf.Manifest()); err != nil {
+			return "", err
+		}
 		eng.SetBot(dialogs.NewMachine(nb, nil))
 		log.Info("bot reloaded", "bot", where, "flows", len(nb.Flows))
 		return where, nil
@@ -98,7 +110,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}()
 	}
 
-	api, err := httpapi.New(eng, httpapi.Config{BodyLimit: *bodyLimit, Logger: log, Keys: keys, KB: knowledge, Reload: reload, Version: version, Limiter: srv.limiter})
+	api, err := httpapi.New(eng, httpapi.Config{BodyLimit: *bodyLimit, Logger: log, Keys: keys, KB: knowledge, Reload: reload, Version: version, Limiter: srv.limiter, CORSOrigins: origins, OpenMetrics: *openMetrics})
 	if err != nil {
 		return err
 	}

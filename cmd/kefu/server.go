@@ -112,6 +112,9 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 		return err
 	}
 	s.onClose(func() { s.clf.Close() })
+	if err := checkBundle(b, s.clf.Manifest()); err != nil {
+		return fmt.Errorf("bot bundle %s: %w", where, err)
+	}
 
 	st, kbWhere, closeKB, err := openKBStore(rdb, cfg.RedisPrefix, cfg.DataDir)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,13 +28,11 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	openRuntime := ortFlag(fs)
 	cfg := modelFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	paths, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() == 0 {
+	if len(paths) == 0 {
 		fmt.Fprintln(stderr, "kefu test: name story files or folders")
 		fs.Usage()
 		return errUsage
@@ -44,7 +41,7 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("--url tests a running server: --bot and --model are for the in-process bot")
 	}
 	var stories []eval.Story
-	for _, p := range fs.Args() {
+	for _, p := range paths {
 		files, err := storyFiles(p)
 		if err != nil {
 			return err
