@@ -61,7 +61,7 @@ type server struct {
 	rt        *models.Runtime
 	knowledge *kb.KB
 	eng       *engine.Engine
-	bot       string // where the bot came from
+	bot       string          // where the bot came from
 	limiter   httpapi.Limiter // API keys' rates: shared in Redis with --redis
 
 	closers []func()

@@ -43,9 +43,9 @@ func (s *Server) browserHeaders() {
 		return
 	}
 	s.e.Pre(middleware.CORSWithConfig(middleware.CORSConfig{
-		AllowOrigins: s.cfg.CORSOrigins,
-		AllowMethods: []string{"GET", "POST", "PUT", "DELETE"},
-		AllowHeaders: []string{echo.HeaderAuthorization, "X-API-Key", echo.HeaderContentType, "Idempotency-Key", echo.HeaderXRequestID, "If-Match"},
+		AllowOrigins:  s.cfg.CORSOrigins,
+		AllowMethods:  []string{"GET", "POST", "PUT", "DELETE"},
+		AllowHeaders:  []string{echo.HeaderAuthorization, "X-API-Key", echo.HeaderContentType, "Idempotency-Key", echo.HeaderXRequestID, "If-Match"},
 		ExposeHeaders: []string{echo.HeaderRetryAfter, "Idempotent-Replayed", echo.HeaderXRequestID, echo.HeaderWWWAuthenticate},
 		// Keys travel in headers, never cookies: no credentials mode.
 		AllowCredentials: false,

@@ -29,7 +29,7 @@ type Sink struct {
 	Tolerance time.Duration
 
 	mu       sync.Mutex
-	seen     map[string]bool // webhook-id
+	seen     map[string]bool      // webhook-id
 	replays  map[string]time.Time // webhook-signature seen → when it can be forgotten
 	received []Received
 	repeats  int
