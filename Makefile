@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 ORT_LIB = $(shell scripts/ort.sh)
 
-.PHONY: run build ort test bench fuzz model clean
+.PHONY: run build ort test bench fuzz model container clean
 
 ## run: provision ONNX Runtime, build, and serve the embedded demo bot on 127.0.0.1:8080
 run: build
@@ -53,6 +53,11 @@ model:
 	$(GO) run ./cmd/kefu train --data cmd/kefu/bot/nlu --emotion-data cmd/kefu/bot/nlu \
 		--name kefu-bot --model-version 1.0.0 --max-seq-len 64 --ensemble 1 --epochs 15 --workers 2 --seed 1 \
 		--out cmd/kefu/bot/model
+
+## container: build kefu's image without a registry (debootstrap base), run compose.yaml (Redis, two
+## nodes, the handoff sink), send a conversation through it, stop it (root, docker, debootstrap, docker-compose)
+container:
+	scripts/container.sh
 
 clean:
 	rm -rf bin
