@@ -3,10 +3,14 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/kefu-ai/kefu/handoff"
 	"github.com/kefu-ai/kefu/handoff/webhook"
+	"github.com/kefu-ai/kefu/internal/testenv"
 )
 
 func TestSignatureIsStandardWebhooksV1(t *testing.T) {
@@ -164,4 +169,64 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestREADMEPythonReceiverVerifies runs the README's Python receiver (standard library
+// only) on a real delivery: it accepts it under either secret and refuses a tampered body.
+func TestREADMEPythonReceiverVerifies(t *testing.T) {
+	python := testenv.Tool(t, "python3")
+	readme, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "<!-- test: webhook receiver")
+	_, code, ok2 := strings.Cut(after, "```python\n")
+	code, _, ok3 := strings.Cut(code, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README has no Python receiver block")
+	}
+	var hdr http.Header
+	var body []byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hdr, body = r.Header, must(io.ReadAll(r.Body)) }))
+	defer srv.Close()
+	newKey := []byte("rotated-in secret, thirty-two by")
+	s := &webhook.Sender{URL: srv.URL, Secrets: [][]byte{newKey, []byte("the old secret")}}
+	if err := s.Deliver(context.Background(), handoff.Delivery{Key: "c-1:handoff:9f", Body: []byte(`{"type":"handoff","id":"c-1:handoff:9f","summary":"退款"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	driver := code + `
+import json, sys
+headers = {k.lower(): v for k, v in json.loads(sys.argv[1]).items()}
+body = open(sys.argv[2], "rb").read()
+secret = sys.argv[3]
+secret = base64.b64decode(secret[6:]) if secret.startswith("whsec_") else secret.encode()
+try:
+    verify([secret], headers, body)
+    print("verified")
+except ValueError as e:
+    print("refused:", e)
+`
+	dir := t.TempDir()
+	run := func(body []byte, secret string) string {
+		file := filepath.Join(dir, "body")
+		os.WriteFile(file, body, 0o600)
+		flat := map[string]string{}
+		for k := range hdr {
+			flat[k] = hdr.Get(k)
+		}
+		out, err := exec.Command(python, "-c", driver, string(must(json.Marshal(flat))), file, secret).CombinedOutput()
+		if err != nil {
+			t.Fatalf("python: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := run(body, webhook.EncodeSecret(newKey)); got != "verified" {
+		t.Errorf("new secret (whsec_ form): %s", got)
+	}
+	if got := run(body, "the old secret"); got != "verified" {
+		t.Errorf("old secret (raw): %s", got)
+	}
+	if got := run(bytes.Replace(body, []byte("退款"), []byte("退货"), 1), "the old secret"); got != "refused: no signature matches" {
+		t.Errorf("tampered body: %s", got)
+	}
 }
