@@ -44,7 +44,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	origins, err := httpapi.ParseOrigins(*corsOrigins)
 	if err != nil {
-		return fmt.Errorf("--cors-origins: %v", err)
+		return fmt.Errorf("--cors-origins ($KEFU_CORS_ORIGINS): %v", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

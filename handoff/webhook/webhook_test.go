@@ -230,3 +230,22 @@ except ValueError as e:
 		t.Errorf("tampered body: %s", got)
 	}
 }
+
+// FuzzVerify: whatever headers and body arrive at a receiver, Verify answers without
+// panicking, and accepts only what the secret signed.
+func FuzzVerify(f *testing.F) {
+	secret := []byte("fuzz-secret")
+	f.Add("id-1", "1700000000", webhook.Sign(secret, "id-1", 1700000000, []byte("{}")), []byte("{}"))
+	f.Add("", "", "", []byte(nil))
+	f.Add("x", "-1", "v1, v1,,, v2,abc", []byte("x"))
+	f.Fuzz(func(t *testing.T, id, ts, sig string, body []byte) {
+		h := http.Header{"Webhook-Id": {id}, "Webhook-Timestamp": {ts}, "Webhook-Signature": {sig}}
+		err := webhook.Verify([][]byte{secret}, h, body, time.Unix(1700000000, 0), time.Minute)
+		if err == nil {
+			n, _ := strconv.ParseInt(ts, 10, 64)
+			if !strings.Contains(sig, webhook.Sign(secret, id, n, body)) {
+				t.Fatalf("accepted an unsigned delivery: %q %q %q", id, ts, sig)
+			}
+		}
+	})
+}
