@@ -175,7 +175,7 @@ func envFlags(fs *flag.FlagSet, only ...string) error {
 		f.Usage += " ($" + name + ")"
 		if v, ok := os.LookupEnv(name); ok && v != "" && err == nil {
 			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("$%s=%q: %v", name, v, e)
+				err = fmt.Errorf("$%s=%q is not a valid --%s (like its default, %q): %v", name, v, f.Name, f.DefValue, e)
 			} else {
 				f.DefValue = v
 			}

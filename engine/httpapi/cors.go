@@ -45,7 +45,7 @@ func (s *Server) browserHeaders() {
 	s.e.Pre(middleware.CORSWithConfig(middleware.CORSConfig{
 		AllowOrigins:  s.cfg.CORSOrigins,
 		AllowMethods:  []string{"GET", "POST", "PUT", "DELETE"},
-		AllowHeaders:  []string{echo.HeaderAuthorization, "X-API-Key", echo.HeaderContentType, "Idempotency-Key", echo.HeaderXRequestID, "If-Match"},
+		AllowHeaders:  []string{echo.HeaderAuthorization, "X-API-Key", echo.HeaderContentType, "Idempotency-Key", echo.HeaderXRequestID},
 		ExposeHeaders: []string{echo.HeaderRetryAfter, "Idempotent-Replayed", echo.HeaderXRequestID, echo.HeaderWWWAuthenticate},
 		// Keys travel in headers, never cookies: no credentials mode.
 		AllowCredentials: false,

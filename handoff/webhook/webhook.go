@@ -49,7 +49,7 @@ func ParseSecrets(list string) ([][]byte, error) {
 		if b64, ok := strings.CutPrefix(s, secretPrefix); ok {
 			key, err := base64.StdEncoding.DecodeString(b64)
 			if err != nil || len(key) == 0 {
-				return nil, fmt.Errorf("secret %d: %s… is not valid base64 after whsec_", i+1, s[:min(len(s), 10)])
+				return nil, fmt.Errorf("secret %d starts with whsec_ but the rest is not base64", i+1)
 			}
 			out = append(out, key)
 			continue
