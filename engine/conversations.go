@@ -17,8 +17,12 @@ import (
 	"github.com/kefu-ai/kefu/kb"
 )
 
-// MaxTextRunes bounds a customer message.
-const MaxTextRunes = 4000
+// Limits of a customer message and what comes with it.
+const (
+	MaxTextRunes          = 4000 // characters of a message
+	MaxTagBytes           = 64   // a customer tag, a metadata key
+	MaxMetadataValueBytes = 512  // a metadata value
+)
 
 // IDPattern is the shape of conversation and message ids.
 const IDPattern = `^[A-Za-z0-9._:-]{1,128}$`
@@ -395,6 +399,16 @@ func checkCustomer(req MessageRequest) error {
 	for _, s := range append([]string{req.Customer.ID, req.Customer.Tier, req.Channel}, req.Customer.Tags...) {
 		if !utf8.ValidString(s) {
 			return Errorf(Invalid, "customer and channel fields must be valid UTF-8")
+		}
+	}
+	for i, t := range req.Customer.Tags {
+		if len(t) > MaxTagBytes {
+			return Errorf(Invalid, "customer.tags[%d] is %d bytes long; at most %d", i, len(t), MaxTagBytes)
+		}
+	}
+	for k, v := range req.Metadata {
+		if len(k) > MaxTagBytes || len(v) > MaxMetadataValueBytes || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return Errorf(Invalid, "metadata %q: keys are at most %d bytes and values %d, valid UTF-8", truncate(k, 64), MaxTagBytes, MaxMetadataValueBytes)
 		}
 	}
 	return nil

@@ -185,10 +185,16 @@ func checkText(text string) error {
 	if !utf8.ValidString(text) {
 		return Errorf(Invalid, "text is not valid UTF-8")
 	}
-	if strings.TrimSpace(text) == "" {
-		return Errorf(Invalid, "text is empty")
+	if Blank(text) {
+		return Errorf(Invalid, "text is empty (spaces, control and format characters only)")
 	}
 	return nil
+}
+
+// Blank says whether s has nothing to read: only spaces, control characters (NUL, …) and
+// format characters (zero-width spaces, joiners, marks of direction).
+func Blank(s string) bool {
+	return strings.TrimFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.In(r, unicode.Cc, unicode.Cf) }) == ""
 }
 
 // language returns the requested language, or detects it: "zh" when at least a third of the

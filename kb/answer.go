@@ -33,6 +33,9 @@ type Reply struct {
 
 // Answer is Find then Expose: the answer, counted in its experiment.
 func (k *KB) Answer(ctx context.Context, q Question) (*Reply, error) {
+	if err := checkRef(q.Conversation, q.Customer); err != nil {
+		return nil, err
+	}
 	r, err := k.Find(ctx, q)
 	if err != nil {
 		return nil, err
@@ -85,7 +88,7 @@ func (k *KB) Expose(ctx context.Context, q Question, r *Reply) error {
 		return fmt.Errorf("kb count exposure: %w", err)
 	}
 	if !first {
-		if err := k.store.Unresolved(ctx, r.Experiment, r.Variant, q.Conversation); err != nil {
+		if _, err := k.store.Outcome(ctx, r.Experiment, q.Conversation, OutcomeUnresolved, map[string]int64{"unresolved": 1}); err != nil {
 			return fmt.Errorf("kb count repeat: %w", err)
 		}
 	}
@@ -121,6 +124,9 @@ func (k *KB) Feedback(ctx context.Context, f Feedback) error {
 	if f.Conversation == "" {
 		return &ValidationError{Field: "conversation", Msg: "is needed to count an outcome"}
 	}
+	if err := checkRef(f.Conversation, f.Customer); err != nil {
+		return err
+	}
 	if _, err := k.Get(f.Article); err != nil {
 		return err
 	}
@@ -128,14 +134,23 @@ func (k *KB) Feedback(ctx context.Context, f Feedback) error {
 	if e == nil {
 		return nil
 	}
-	variant := e.Assign(assignKey(e, f.Customer, f.Conversation))
+	// Only a conversation that was shown the article counts, once per kind of outcome, for
+	// the variant it saw (the store remembers which): invented conversations and repeated
+	// ratings change nothing.
 	if f.Handoff {
-		if err := k.store.Unresolved(ctx, e.ID, variant, f.Conversation); err != nil {
+		if _, err := k.store.Outcome(ctx, e.ID, f.Conversation, OutcomeUnresolved, map[string]int64{"unresolved": 1}); err != nil {
 			return err
 		}
 	}
-	if f.CSAT != 0 || f.Thumb != 0 {
-		return k.store.Rate(ctx, e.ID, variant, f.CSAT, f.Thumb)
+	if f.CSAT != 0 {
+		if _, err := k.store.Outcome(ctx, e.ID, f.Conversation, OutcomeCSAT, RateFields(f.CSAT, 0)); err != nil {
+			return err
+		}
+	}
+	if f.Thumb != 0 {
+		if _, err := k.store.Outcome(ctx, e.ID, f.Conversation, OutcomeThumb, RateFields(0, f.Thumb)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -82,6 +82,8 @@ const (
 	MaxQuestions = 100
 	MaxAnswers   = 20
 	MaxTextBytes = 8 << 10
+	MaxTags      = 32
+	MaxTagBytes  = 64
 )
 
 // IDPattern is the shape of article and experiment ids; VariantPattern of answer variant ids.
@@ -165,6 +167,26 @@ func (a *Article) Validate() error {
 		}
 	}
 	a.Tags = trimAll(a.Tags)
+	if len(a.Tags) > MaxTags {
+		return &ValidationError{Field: "tags", Msg: fmt.Sprintf("at most %d tags, got %d", MaxTags, len(a.Tags))}
+	}
+	for i, t := range a.Tags {
+		if len(t) > MaxTagBytes || !utf8.ValidString(t) {
+			return &ValidationError{Field: fmt.Sprintf("tags[%d]", i), Msg: fmt.Sprintf("must be valid UTF-8 of at most %d bytes", MaxTagBytes)}
+		}
+	}
+	return nil
+}
+
+// checkRef checks the conversation and customer a question or an outcome comes with: they
+// become parts of stored keys, so they are ids, not free text.
+func checkRef(conversation, customer string) error {
+	if conversation != "" && !idPattern.MatchString(conversation) {
+		return &ValidationError{Field: "conversation", Msg: fmt.Sprintf("must match %s", ValidIDPattern)}
+	}
+	if customer != "" && (len(customer) > 128 || !utf8.ValidString(customer)) {
+		return &ValidationError{Field: "customer", Msg: "must be valid UTF-8 of at most 128 bytes"}
+	}
 	return nil
 }
 

@@ -30,7 +30,8 @@ type Journal struct {
 	history   map[string][]Article
 	audit     []AuditEntry
 	counts    map[string]map[string]*Counts // experiment → variant
-	seen      map[string]bool               // exp|conv first exposures, exp|conv unresolved
+	shown     map[string]string             // exp|seen|conv → the variant the conversation was shown
+	seen      map[string]bool               // exp|kind|conv: outcomes counted
 	closed    bool
 	Recovered int64 // bytes of a torn last line dropped at open; 0 if none
 }
@@ -40,7 +41,7 @@ const journalFile, countsFile = "kb.journal", "kb.counts.json"
 // OpenJournal opens (creating) the journal in dir, or an in-memory one when dir is "".
 func OpenJournal(dir string) (*Journal, error) {
 	j := &Journal{dir: dir, current: map[string]Change{}, history: map[string][]Article{},
-		counts: map[string]map[string]*Counts{}, seen: map[string]bool{}}
+		counts: map[string]map[string]*Counts{}, shown: map[string]string{}, seen: map[string]bool{}}
 	if dir == "" {
 		return j, nil
 	}
@@ -72,6 +73,7 @@ func OpenJournal(dir string) (*Journal, error) {
 	if data, err := os.ReadFile(filepath.Join(dir, countsFile)); err == nil {
 		var saved struct {
 			Counts map[string]map[string]*Counts `json:"counts"`
+			Shown  map[string]string             `json:"shown"`
 			Seen   []string                      `json:"seen"`
 		}
 		if err := json.Unmarshal(data, &saved); err != nil {
@@ -83,6 +85,9 @@ func OpenJournal(dir string) (*Journal, error) {
 		}
 		for _, s := range saved.Seen {
 			j.seen[s] = true
+		}
+		for k, v := range saved.Shown {
+			j.shown[k] = v
 		}
 	}
 	return j, nil
@@ -221,35 +226,29 @@ func (j *Journal) Expose(ctx context.Context, exp, variant, conv string) (bool, 
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	key := exp + "|seen|" + conv
-	if j.seen[key] {
+	if j.shown[key] != "" {
 		return false, nil
 	}
-	j.seen[key] = true
+	j.shown[key] = variant
 	j.count(exp, variant).Exposures++
 	return true, nil
 }
 
-// Unresolved implements Counters.
-func (j *Journal) Unresolved(ctx context.Context, exp, variant, conv string) error {
+// Outcome implements Counters.
+func (j *Journal) Outcome(ctx context.Context, exp, conv, kind string, fields map[string]int64) (bool, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	key := exp + "|unresolved|" + conv
-	if !j.seen[key] {
-		j.seen[key] = true
-		j.count(exp, variant).Unresolved++
+	variant := j.shown[exp+"|seen|"+conv]
+	key := exp + "|" + kind + "|" + conv
+	if variant == "" || j.seen[key] {
+		return false, nil
 	}
-	return nil
-}
-
-// Rate implements Counters.
-func (j *Journal) Rate(ctx context.Context, exp, variant string, csat, thumb int) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
+	j.seen[key] = true
 	c := j.count(exp, variant)
-	for f, n := range RateFields(csat, thumb) {
+	for f, n := range fields {
 		c.Add(f, n)
 	}
-	return nil
+	return true, nil
 }
 
 // Counts implements Counters.
@@ -291,8 +290,9 @@ func (j *Journal) Close() error {
 	var errs []error
 	saved := struct {
 		Counts map[string]map[string]*Counts `json:"counts"`
+		Shown  map[string]string             `json:"shown"`
 		Seen   []string                      `json:"seen"`
-	}{Counts: j.counts}
+	}{Counts: j.counts, Shown: j.shown}
 	for k := range j.seen {
 		saved.Seen = append(saved.Seen, k)
 	}

@@ -59,6 +59,9 @@ func NewReport(e Experiment, counts map[string]Counts, running bool) *Report {
 	r := &Report{Experiment: e, Running: running, Alpha: Alpha / float64(max(m-1, 1))}
 	for _, v := range e.Variants {
 		c := counts[v.Answer]
+		// Counts written before outcomes required an exposure may be inconsistent; clamp them
+		// so that every rate is in [0, 1] and the report always encodes.
+		c.Unresolved = min(max(c.Unresolved, 0), max(c.Exposures, 0))
 		a := ArmReport{Answer: v.Answer, Weight: v.Weight, Counts: c}
 		if c.Exposures > 0 {
 			resolved := c.Exposures - c.Unresolved

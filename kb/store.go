@@ -77,10 +77,11 @@ type Counters interface {
 	// Expose counts conversation conv's first exposure to the experiment (later calls for
 	// the same conversation return first=false and count nothing).
 	Expose(ctx context.Context, exp, variant, conv string) (first bool, err error)
-	// Unresolved marks conversation conv as not resolved by the variant it saw, once.
-	Unresolved(ctx context.Context, exp, variant, conv string) error
-	// Rate adds one CSAT score (1–5) and/or one thumb (+1 up, -1 down, 0 none).
-	Rate(ctx context.Context, exp, variant string, csat, thumb int) error
+	// Outcome counts one outcome of conversation conv, for the variant it was shown: only
+	// when it was exposed, and each kind (OutcomeUnresolved, OutcomeCSAT, OutcomeThumb)
+	// once per conversation. It says whether it counted. fields are RateFields' or
+	// {"unresolved": 1}.
+	Outcome(ctx context.Context, exp, conv, kind string, fields map[string]int64) (bool, error)
 	// Counts returns each variant's counts.
 	Counts(ctx context.Context, exp string) (map[string]Counts, error)
 }
@@ -117,6 +118,13 @@ func (c *Counts) Add(field string, n int64) {
 }
 
 // RateFields lists the counter fields and increments one rating adds.
+// Kinds of outcome, each counted once per exposed conversation.
+const (
+	OutcomeUnresolved = "unresolved"
+	OutcomeCSAT       = "csat"
+	OutcomeThumb      = "thumb"
+)
+
 func RateFields(csat, thumb int) map[string]int64 {
 	f := map[string]int64{}
 	if csat > 0 {

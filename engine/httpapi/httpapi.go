@@ -128,7 +128,7 @@ func (s *Server) parse(c echo.Context) error {
 }
 
 // decode reads a JSON body strictly: within the size limit, valid UTF-8, one object, known
-// fields only. Errors name the field or the position.
+// fields only, no key twice (nor in another case). Errors name the field or the position.
 func (s *Server) decode(c echo.Context, v any) error {
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, s.cfg.BodyLimit+1))
 	if err != nil {
@@ -139,6 +139,9 @@ func (s *Server) decode(c echo.Context, v any) error {
 	}
 	if !utf8.Valid(body) {
 		return engine.Errorf(engine.Invalid, "body is not valid UTF-8")
+	}
+	if err := duplicateKey(body); err != nil {
+		return engine.Errorf(engine.Invalid, "invalid JSON: %v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -268,24 +268,31 @@ func (s *Store) Expose(ctx context.Context, exp, variant, conv string) (bool, er
 	return s.once(ctx, "seen", exp, variant, "exposures", conv)
 }
 
-// Unresolved implements kb.Counters.
-func (s *Store) Unresolved(ctx context.Context, exp, variant, conv string) error {
-	_, err := s.once(ctx, "unresolved", exp, variant, "unresolved", conv)
-	return err
-}
+// outcomeScript counts an outcome for the variant an exposed conversation was shown (its
+// exposure marker holds it), once per kind: an unexposed conversation or a repeat counts
+// nothing. KEYS: exposure marker, outcome marker, counts. ARGV: TTL in ms, then field and
+// increment pairs.
+var outcomeScript = redis.NewScript(`
+local variant = redis.call('GET', KEYS[1])
+if not variant then return 0 end
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+for i = 2, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[3], variant .. '|' .. ARGV[i], ARGV[i+1])
+end
+return 1
+`)
 
-// Rate implements kb.Counters.
-func (s *Store) Rate(ctx context.Context, exp, variant string, csat, thumb int) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for f, n := range kb.RateFields(csat, thumb) {
-			p.HIncrBy(ctx, s.key("counts", exp), variant+"|"+f, n)
-		}
-		return nil
-	})
-	if err != nil {
-		return unavailable(err)
+// Outcome implements kb.Counters.
+func (s *Store) Outcome(ctx context.Context, exp, conv, kind string, fields map[string]int64) (bool, error) {
+	args := []any{s.opt.SeenTTL.Milliseconds()}
+	for f, n := range fields {
+		args = append(args, f, n)
 	}
-	return nil
+	n, err := outcomeScript.Run(ctx, s.rdb, []string{s.key("seen", exp, conv), s.key(kind, exp, conv), s.key("counts", exp)}, args...).Int()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return n == 1, nil
 }
 
 // Counts implements kb.Counters.
