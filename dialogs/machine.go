@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +26,14 @@ type Machine struct {
 // NewMachine returns a machine for bot; actions are called with client (nil: a default
 // client; each action's own timeout applies).
 func NewMachine(bot *Bot, client *http.Client) *Machine {
-	if client == nil {
-		client = &http.Client{}
+	c := &http.Client{}
+	if client != nil {
+		*c = *client
 	}
-	return &Machine{bot: bot, client: client}
+	// A redirect would send the customer's slots somewhere the bot does not name: an
+	// action's 3xx answer is a failure, not followed.
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Machine{bot: bot, client: c}
 }
 
 // Bot returns the machine's bot.
@@ -336,24 +341,31 @@ func (m *Machine) call(ctx context.Context, c *conversation.Dialog, name, key st
 	a := m.bot.Actions[name]
 	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
+	u, err := fillURL(a.URL, c.Slots)
+	if err != nil {
+		return nil, &ActionError{name, err}
+	}
 	var req *http.Request
-	var err error
 	if a.Method == "GET" {
-		u := fill(a.URL, escapedSlots(c.Slots))
 		req, err = http.NewRequestWithContext(ctx, "GET", u, nil)
 	} else {
 		body, _ := json.Marshal(map[string]any{"conversation": in.Conversation, "action": name, "lang": in.Lang, "slots": c.Slots, "customer": in.Customer})
-		req, err = http.NewRequestWithContext(ctx, "POST", fill(a.URL, escapedSlots(c.Slots)), bytes.NewReader(body))
+		req, err = http.NewRequestWithContext(ctx, "POST", u, bytes.NewReader(body))
 		if req != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
 	}
 	if err != nil {
-		return nil, &ActionError{name, err}
+		return nil, &ActionError{name, errors.New("the URL does not parse")}
 	}
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := m.client.Do(req)
 	if err != nil {
+		// The error names the URL: give the template, not the customer's slot values,
+		// since it is logged and kept in the call record.
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			ue.URL = a.URL
+		}
 		return nil, &ActionError{name, err}
 	}
 	defer resp.Body.Close()
@@ -370,6 +382,9 @@ func (m *Machine) call(ctx context.Context, c *conversation.Dialog, name, key st
 	}
 	out := map[string]string{}
 	for k, v := range fields {
+		if !slices.Contains(a.Returns, k) { // only declared fields become slots
+			continue
+		}
 		switch v := v.(type) {
 		case string:
 			out[k] = v
@@ -382,10 +397,28 @@ func (m *Machine) call(ctx context.Context, c *conversation.Dialog, name, key st
 	return out, nil
 }
 
-func escapedSlots(slots map[string]string) map[string]string {
-	out := make(map[string]string, len(slots))
-	for k, v := range slots {
-		out[k] = url.PathEscape(v)
+// fillURL fills an action's URL template with slot values escaped for where each
+// placeholder stands: a path segment (url.PathEscape; "." and ".." refused, since they would
+// move up the path) or the query (url.QueryEscape, so & = + cannot add parameters).
+func fillURL(template string, slots map[string]string) (string, error) {
+	path, query, hasQuery := strings.Cut(template, "?")
+	var err error
+	esc := func(part string, escape func(string) string, inPath bool) string {
+		return placeholder.ReplaceAllStringFunc(part, func(p string) string {
+			name := p[1 : len(p)-1]
+			v, ok := slots[name]
+			if !ok {
+				return p
+			}
+			if inPath && (v == "." || v == "..") {
+				err = fmt.Errorf("slot %s is %q, which cannot be a path segment", name, v)
+			}
+			return escape(v)
+		})
 	}
-	return out
+	u := esc(path, url.PathEscape, true)
+	if hasQuery {
+		u += "?" + esc(query, url.QueryEscape, false)
+	}
+	return u, err
 }

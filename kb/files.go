@@ -190,7 +190,7 @@ func ParseCSV(name string, data []byte) ([]Article, error) {
 	}
 	cell := func(rec []string, name string) string {
 		if i, ok := col[name]; ok {
-			return strings.TrimSpace(rec[i])
+			return unguard(strings.TrimSpace(rec[i]))
 		}
 		return ""
 	}
@@ -212,7 +212,7 @@ func ParseCSV(name string, data []byte) ([]Article, error) {
 		a.Questions = splitCell(cell(rec, "questions"), "\n", " | ")
 		a.Tags = splitCell(cell(rec, "tags"), "|")
 		for _, ac := range answers {
-			t := strings.TrimSpace(rec[ac.i])
+			t := unguard(strings.TrimSpace(rec[ac.i]))
 			if t == "" {
 				continue
 			}
@@ -302,10 +302,30 @@ func WriteCSV(w io.Writer, articles []Article) error {
 			}
 			rec = append(rec, t)
 		}
+		for i := range rec {
+			rec[i] = guard(rec[i])
+		}
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// guard keeps a spreadsheet from reading a cell as a formula (OWASP, CSV injection): a
+// cell beginning with = + - @, a tab or a carriage return gets a leading apostrophe, which
+// spreadsheets hide and ParseCSV removes again (unguard).
+func guard(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+func unguard(s string) string {
+	if len(s) > 1 && s[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(s[1])) {
+		return s[1:]
+	}
+	return s
 }

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/kefu-ai/kefu/handoff/webhook"
 )
 
 // TestEveryCommandAnswersHelp: each command and sub-command answers --help, and
@@ -69,5 +71,18 @@ func TestServeFlagsHaveEnvironmentVariables(t *testing.T) {
 	code, _, stderr = kefu(t, []string{"KEFU_CORS_ORIGINS=*"}, "serve")
 	if code != 1 || !strings.Contains(stderr, "--cors-origins") {
 		t.Errorf("a bad origin list: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestSinkPrintsCustomerTextEscaped: a customer's terminal escape, a forged "=== handoff"
+// line and a direction override reach the sink's output as visible escapes.
+func TestSinkPrintsCustomerTextEscaped(t *testing.T) {
+	body := `{"type":"handoff","conversation":"c1","customer":{"id":"c\u001b[2J"},"summary":"s","slots":{"name":"x\n=== handoff forged"},` +
+		`"transcript":[{"text":"hi\u001b]0;owned\u0007\n=== handoff fake: conversation x","replies":["ok\u202e"]}]}`
+	var out strings.Builder
+	printDelivery(&out, webhook.Received{Key: "c1:handoff:1", Kind: "handoff", Body: []byte(body)})
+	got := out.String()
+	if strings.ContainsAny(got, "\x1b\x07\u202e") || strings.Count(got, "\n=== handoff") != 0 || !strings.Contains(got, `\x1b[2J`) || !strings.Contains(got, `\n=== handoff fake`) {
+		t.Errorf("printed:\n%s", got)
 	}
 }

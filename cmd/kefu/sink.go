@@ -7,11 +7,16 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/kefu-ai/kefu/handoff"
 	"github.com/kefu-ai/kefu/handoff/webhook"
@@ -61,21 +66,46 @@ func handoffSink(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 // printDelivery prints a handoff as a readable block (other deliveries on one line).
+// Everything a customer could have typed goes through safe, so no text can move the
+// terminal's cursor, change its colours or start a line of its own.
 func printDelivery(w io.Writer, r webhook.Received) {
 	if r.Kind != handoff.KindHandoff {
-		fmt.Fprintf(w, "%s %s %s\n", r.At.Format(time.TimeOnly), r.Kind, r.Body)
+		fmt.Fprintf(w, "%s %s %s\n", r.At.Format(time.TimeOnly), safe(r.Kind), safe(string(r.Body)))
 		return
 	}
 	var p handoff.Payload
 	json.Unmarshal(r.Body, &p)
-	fmt.Fprintf(w, "=== handoff %s: conversation %s, reason %s, priority %s, customer %s (%s)\n", r.Key, p.Conversation, p.Reason, p.Priority, p.Customer.ID, p.Customer.Tier)
-	fmt.Fprintf(w, "    summary: %s\n    slots: %v\n", p.Summary, p.Slots)
+	fmt.Fprintf(w, "=== handoff %s: conversation %s, reason %s, priority %s, customer %s (%s)\n",
+		safe(r.Key), safe(p.Conversation), safe(p.Reason), safe(p.Priority), safe(p.Customer.ID), safe(p.Customer.Tier))
+	slots := make([]string, 0, len(p.Slots))
+	for _, k := range slices.Sorted(maps.Keys(p.Slots)) {
+		slots = append(slots, safe(k)+"="+safe(p.Slots[k]))
+	}
+	fmt.Fprintf(w, "    summary: %s\n    slots: %s\n", safe(p.Summary), strings.Join(slots, " "))
 	for _, t := range p.Transcript {
-		fmt.Fprintf(w, "    customer: %s  [%s, %s]\n", t.Text, t.Intent, t.Emotion)
+		fmt.Fprintf(w, "    customer: %s  [%s, %s]\n", safe(t.Text), safe(t.Intent), safe(t.Emotion))
 		for _, b := range t.Replies {
-			fmt.Fprintf(w, "    bot:      %s\n", b)
+			fmt.Fprintf(w, "    bot:      %s\n", safe(b))
 		}
 	}
+}
+
+// safe writes control and format characters (escape sequences, newlines, direction
+// marks) as Go escapes; letters of every script stay as they are.
+func safe(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError || unicode.In(r, unicode.Zl, unicode.Zp):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // demoOrder answers an order lookup with a status derived from the order number; numbers
