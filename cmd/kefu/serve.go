@@ -91,6 +91,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		if err := checkBundle(nb, clf.Manifest()); err != nil {
 			return "", err
 		}
+		// Deliveries were set up at start; a reload cannot move them, so it says so.
+		old := eng.Bot().Bot().Handoff
+		if *handoffURL == "" && (nb.Handoff.URL != old.URL || nb.Handoff.SecretEnv != old.SecretEnv) {
+			return "", fmt.Errorf("handoff.url or handoff.secret_env changed (%s → %s): restart kefu to send handoffs elsewhere", redactURL(old.URL), redactURL(nb.Handoff.URL))
+		}
 		eng.SetBot(dialogs.NewMachine(nb, nil))
 		log.Info("bot reloaded", "bot", where, "flows", len(nb.Flows))
 		return where, nil

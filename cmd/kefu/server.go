@@ -167,7 +167,7 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 	boxDone := make(chan struct{})
 	go func() { defer close(boxDone); outbox.Run(boxCtx, deliver) }()
 	s.onClose(func() { stopBox(); <-boxDone })
-	log.Info("bot", "bot", where, "flows", len(b.Flows), "state", state, "handoff_url", handoffURL)
+	log.Info("bot", "bot", where, "flows", len(b.Flows), "state", state, "handoff_url", redactURL(handoffURL))
 	return nil
 }
 

@@ -38,6 +38,11 @@ func handoffSink(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if secrets, err = webhook.ParseSecrets(list); err != nil {
 			return fmt.Errorf("$%s: %v", *secretEnv, err)
 		}
+		for i, s := range secrets {
+			if len(s) < MinSecretBytes && !loopback(*addr) {
+				return fmt.Errorf("$%s: secret %d is %d bytes; listening on %s needs at least %d", *secretEnv, i+1, len(s), *addr, MinSecretBytes)
+			}
+		}
 	} else {
 		if !loopback(*addr) {
 			return fmt.Errorf("$%s is empty: set the signing secret to listen on %s", *secretEnv, *addr)

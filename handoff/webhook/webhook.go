@@ -108,7 +108,7 @@ type Sender struct {
 	// Secrets sign each delivery, one signature each (the first first): during a rotation
 	// a receiver that knows either the old or the new secret verifies it.
 	Secrets [][]byte
-	Client  *http.Client // default http.DefaultClient; the outbox bounds each attempt
+	Client  *http.Client // default a plain client; redirects are never followed; the outbox bounds each attempt
 	Now     func() time.Time
 }
 
@@ -131,10 +131,12 @@ func (s *Sender) Deliver(ctx context.Context, d handoff.Delivery) error {
 	req.Header.Set(HeaderID, d.Key)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
 	req.Header.Set(HeaderSignature, strings.Join(sigs, " "))
-	c := s.Client
-	if c == nil {
-		c = http.DefaultClient
+	c := &http.Client{}
+	if s.Client != nil {
+		*c = *s.Client
 	}
+	// A redirect would re-send the signed transcript somewhere else: a 3xx is a failure.
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Do(req)
 	if err != nil {
 		return err

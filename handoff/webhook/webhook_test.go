@@ -249,3 +249,20 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestDeliveriesDoNotFollowRedirects: a desk answering 307 elsewhere does not get the
+// signed transcript re-sent there; the attempt fails and is retried later.
+func TestDeliveriesDoNotFollowRedirects(t *testing.T) {
+	var stolen int
+	thief := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { stolen++ }))
+	defer thief.Close()
+	desk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, thief.URL, http.StatusTemporaryRedirect)
+	}))
+	defer desk.Close()
+	s := &webhook.Sender{URL: desk.URL, Secrets: [][]byte{[]byte("k")}, Client: &http.Client{}}
+	err := s.Deliver(context.Background(), handoff.Delivery{Key: "c:handoff:1", Body: []byte(`{"type":"handoff"}`)})
+	if err == nil || !strings.Contains(err.Error(), "307") || stolen != 0 {
+		t.Errorf("err %v, redirected deliveries %d", err, stolen)
+	}
+}
