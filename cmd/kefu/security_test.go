@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,5 +105,84 @@ func TestReloadRefusesAChangedHandoffURL(t *testing.T) {
 	edit(t, filepath.Join(dir, "bot.yaml"), "url: http://127.0.0.1:9999/elsewhere", "url: http://127.0.0.1:8081/handoff")
 	if resp, err := http.Post(base+"/v1/admin/reload", "application/json", nil); err != nil || resp.StatusCode != 200 {
 		t.Errorf("reload with the same URL: %v %v", resp.StatusCode, err)
+	}
+}
+
+// TestSlowBodiesAndIdleConnectionsAreCutOff: a client that sends its body slowly is cut
+// off at --read-timeout, an idle keep-alive connection at --idle-timeout, and a request
+// without a key is answered 401 at once, the connection closed, without reading its body.
+func TestSlowBodiesAndIdleConnectionsAreCutOff(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys.yaml")
+	os.WriteFile(keys, []byte("keys:\n  - {name: web, role: client, key: client-secret-0123456789}\n"), 0o600)
+	base, _ := startServe(t, "--keys", keys, "--read-timeout", "1s", "--idle-timeout", "1s")
+	addr := strings.TrimPrefix(base, "http://")
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Without a key: the answer comes before the body, and the connection closes.
+	c := dial()
+	fmt.Fprintf(c, "POST /v1/conversations/x/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"te")
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 401 || !resp.Close {
+		t.Fatalf("unauthenticated slow body: %v %v", resp, err)
+	}
+	// With a key, a body that never finishes: cut off after the read timeout.
+	c = dial()
+	start := time.Now()
+	fmt.Fprintf(c, "POST /v1/conversations/x/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer client-secret-0123456789\r\nContent-Length: 100000\r\n\r\n{\"te")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c)
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("a slow body held the connection %s", d)
+	}
+	// An idle keep-alive connection is closed by the server.
+	c = dial()
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	r := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v", err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+	}
+	start = time.Now()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.ReadByte(); err == nil || time.Since(start) > 4*time.Second {
+		t.Errorf("idle connection still open after %s (%v)", time.Since(start), err)
+	}
+}
+
+// TestFailedAuthenticationsAreRateLimitedPerAddress: after ten wrong keys from one
+// address, further attempts are refused with 429 before any key is looked at.
+func TestFailedAuthenticationsAreRateLimitedPerAddress(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys.yaml")
+	os.WriteFile(keys, []byte("keys:\n  - {name: web, role: client, key: client-secret-0123456789}\n"), 0o600)
+	base, _ := startServe(t, "--keys", keys)
+	var codes []int
+	for i := range 30 {
+		req, _ := http.NewRequest("GET", base+"/v1/conversations/x", nil)
+		req.Header.Set("Authorization", fmt.Sprintf("Bearer guess-%02d-0123456789abcdef", i))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+		if i == 29 && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After")
+		}
+	}
+	if codes[0] != 401 || codes[9] != 401 || codes[10] != 429 || codes[29] != 429 {
+		t.Errorf("codes %v: want ten 401 then 429", codes)
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/conversations/x", nil)
+	req.Header.Set("Authorization", "Bearer client-secret-0123456789")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 429 {
+		t.Errorf("the right key while the address is blocked: %v %v (want 429: no guessing during the penalty)", resp.StatusCode, err)
 	}
 }

@@ -29,6 +29,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	botDir := fs.String("bot", "", "bot bundle directory with bot.yaml and dialogs/ (default: the embedded demo bot); SIGHUP reloads it")
 	handoffURL := fs.String("handoff-url", "", "where handoffs are POSTed (default: the bot's handoff.url)")
 	corsOrigins := fs.String("cors-origins", "", "browser origins allowed to call the API, comma-separated, each scheme://host[:port] (default: none)")
+	readTimeout := fs.Duration("read-timeout", 30*time.Second, "longest time to read a request, body included (a slow client is cut off)")
+	writeTimeout := fs.Duration("write-timeout", 60*time.Second, "longest time from the end of the request headers to the end of the answer")
+	idleTimeout := fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	openMetrics := fs.Bool("metrics-public", false, "serve /metrics without a key (for a Prometheus on a private network; default: admin key)")
 	stateTTL := fs.Duration("state-ttl", 24*time.Hour, "how long an idle conversation is kept")
 	transcript := fs.Int64("transcript", 0, "with --redis, keep every turn in a stream trimmed to about this many entries (0: only the last 50 turns in the state)")
@@ -129,7 +132,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	m := clf.Manifest()
 	log.Info("kefu serving", "addr", ln.Addr().String(), "model", m.Name, "model_version", m.Version,
 		"provider", clf.Provider(), "onnxruntime", srv.rt.Version(), "version", version)
-	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: api, ReadHeaderTimeout: min(10*time.Second, *readTimeout), ReadTimeout: *readTimeout,
+		WriteTimeout: *writeTimeout, IdleTimeout: *idleTimeout}
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
 	select {

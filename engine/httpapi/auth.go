@@ -2,6 +2,9 @@ package httpapi
 
 import (
 	"crypto/sha256"
+	"net"
+	"sync"
+	"time"
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
@@ -112,6 +115,82 @@ func (r *keyring) lookup(secret string) *keyEntry {
 	return found
 }
 
+// refuse ends the connection after a refusal, so the server neither reads nor waits for
+// a body nobody was allowed to send.
+func refuse(c echo.Context) { c.Response().Header().Set("Connection", "close") }
+
+// sourceIP is the address the connection comes from (not X-Forwarded-For, which the
+// caller writes).
+func sourceIP(c echo.Context) string {
+	host, _, err := net.SplitHostPort(c.Request().RemoteAddr)
+	if err != nil {
+		return c.Request().RemoteAddr
+	}
+	return host
+}
+
+// guessLimit counts failed authentications per source address: after FailedAuthBurst
+// failures, more than one each FailedAuthEvery, every request from the address that needs
+// a key is refused with 429 until the penalty is over, before its key is looked at, so
+// keys cannot be guessed at speed. It is per process.
+type guessLimit struct {
+	mu    sync.Mutex
+	addrs map[string]*guessEntry
+}
+
+type guessEntry struct {
+	tokens float64
+	last   time.Time
+}
+
+// Failed-authentication budget per source address.
+const (
+	FailedAuthBurst = 10
+	FailedAuthEvery = 6 * time.Second
+)
+
+func (g *guessLimit) entry(ip string, now time.Time) *guessEntry {
+	if g.addrs == nil {
+		g.addrs = map[string]*guessEntry{}
+	}
+	e := g.addrs[ip]
+	if e == nil {
+		if len(g.addrs) > 100_000 { // a flood of addresses: forget the old ones
+			for k, v := range g.addrs {
+				if now.Sub(v.last) > FailedAuthBurst*FailedAuthEvery {
+					delete(g.addrs, k)
+				}
+			}
+		}
+		e = &guessEntry{tokens: FailedAuthBurst, last: now}
+		g.addrs[ip] = e
+	}
+	e.tokens = min(FailedAuthBurst, e.tokens+now.Sub(e.last).Seconds()/FailedAuthEvery.Seconds())
+	e.last = now
+	return e
+}
+
+// blocked says how long ip must still wait, 0 if it may try.
+func (g *guessLimit) blocked(ip string, now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e := g.addrs[ip]; e == nil {
+		return 0
+	}
+	if e := g.entry(ip, now); e.tokens < 1 {
+		return time.Duration((1 - e.tokens) * float64(FailedAuthEvery))
+	}
+	return 0
+}
+
+// failed counts one failed authentication of ip.
+func (g *guessLimit) failed(ip string, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e := g.entry(ip, now)
+	e.tokens = max(0, e.tokens-1)
+}
+
 // ctxActor is where the middleware leaves the caller's name for handlers (KB audit log).
 const ctxActor = "kefu.actor"
 
@@ -139,25 +218,36 @@ func (s *Server) require(role Role) echo.MiddlewareFunc {
 					secret = strings.TrimSpace(token)
 				}
 			}
+			ip := sourceIP(c)
+			if wait := s.guesses.blocked(ip, time.Now()); wait > 0 {
+				refuse(c)
+				c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+				return engine.Errorf(engine.RateLimited, "too many failed authentications from this address; wait %s", wait.Round(time.Second))
+			}
 			if secret == "" {
+				refuse(c)
+				s.guesses.failed(ip, time.Now())
 				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="kefu"`)
 				return engine.Errorf(engine.Unauthorized, "an API key is needed: send it as Authorization: Bearer KEY or X-API-Key")
 			}
 			k := s.keys.lookup(secret)
 			if k == nil {
+				refuse(c)
+				s.guesses.failed(ip, time.Now())
 				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="kefu"`)
 				return engine.Errorf(engine.Unauthorized, "unknown API key")
 			}
 			c.Set(ctxActor, k.Name)
+			// The key's rate counts every request it makes, refused ones too.
+			if k.Rate > 0 {
+				if ok, wait := s.cfg.Limiter.Allow(c.Request().Context(), k.Name, k.Rate, k.Burst); !ok {
+					c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+					return engine.Errorf(engine.RateLimited, "key %q is over its rate of %g requests/s", k.Name, k.Rate)
+				}
+			}
 			if k.Role != role && k.Role != RoleAdmin {
+				refuse(c)
 				return engine.Errorf(engine.Forbidden, "key %q has role %s; this needs %s", k.Name, k.Role, role)
-			}
-			if k.Rate == 0 {
-				return next(c)
-			}
-			if ok, wait := s.cfg.Limiter.Allow(c.Request().Context(), k.Name, k.Rate, k.Burst); !ok {
-				c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-				return engine.Errorf(engine.RateLimited, "key %q is over its rate of %g requests/s", k.Name, k.Rate)
 			}
 			return next(c)
 		}

@@ -4,12 +4,15 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +61,8 @@ type Server struct {
 	e       *echo.Echo
 	keys    *keyring
 	metrics *metrics
-	openapi []byte // the document /openapi.json serves
+	guesses guessLimit // failed authentications per source address
+	openapi []byte     // the document /openapi.json serves
 }
 
 // New builds the API over eng; it fails on an invalid key.
@@ -85,7 +89,7 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	s.browserHeaders()
-	e.Use(middleware.RequestID())
+	e.Use(requestIDs)
 	e.Use(s.logRequests)
 	e.Use(middleware.Recover())
 
@@ -256,6 +260,23 @@ func codeForStatus(status int) engine.Code {
 	}
 	return engine.Internal
 }
+
+// requestIDs gives every request an id, answered in X-Request-ID and logged: the caller's
+// when it is short and well formed (so a chain of services can share one), else a new one.
+func requestIDs(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !requestIDPattern.MatchString(id) {
+			var b [16]byte
+			rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 func requestID(c echo.Context) string {
 	return c.Response().Header().Get(echo.HeaderXRequestID)

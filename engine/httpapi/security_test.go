@@ -135,3 +135,22 @@ func TestKBConversationIdsAreCheckedLikeConversationIds(t *testing.T) {
 		t.Errorf("a conversation id with a space: %d %v", status, out)
 	}
 }
+
+func TestCallerRequestIDsMustBeShortAndWellFormed(t *testing.T) {
+	srv := demoServer(t)
+	for id, kept := range map[string]bool{"abc-123.x:y": true, strings.Repeat("a", 65): false, "bad id\x1b[2J": false, "": false} {
+		req, _ := http.NewRequest("GET", srv.URL+"/healthz", nil)
+		if id != "" {
+			req.Header.Set("X-Request-ID", id)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got := resp.Header.Get("X-Request-ID")
+		if kept != (got == id) || len(got) == 0 || len(got) > 64 {
+			t.Errorf("sent %.20q, answered %q", id, got)
+		}
+	}
+}
