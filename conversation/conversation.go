@@ -54,6 +54,9 @@ type Conversation struct {
 	Channel  string            `json:"channel,omitempty"`
 	Customer Customer          `json:"customer"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// TokenHash is the SHA-256 (hex) of the conversation token a public frontend got when
+	// it started the conversation; it must show the token for every later call.
+	TokenHash string `json:"token_hash,omitempty"`
 
 	// Dialog is where the bot's flows stand (dialogs.Machine changes only this).
 	Dialog

@@ -218,6 +218,9 @@ func (e *Engine) Conversation(ctx context.Context, id string) (*ConversationView
 	if err != nil {
 		return nil, Translate(err)
 	}
+	if err := checkAccess(ctx, c, true); err != nil {
+		return nil, err
+	}
 	return view(c), nil
 }
 
@@ -390,6 +393,30 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n]) + "…"
+}
+
+// mergeCustomer applies a message's customer to the conversation's: the first one with an
+// id sets it; later ones may raise the tier and add tags (a trusted frontend learns more),
+// but not change who the customer is.
+func mergeCustomer(have *conversation.Customer, got conversation.Customer) error {
+	switch {
+	case got.ID == "":
+		return nil
+	case have.ID == "":
+		*have = got
+		return nil
+	case got.ID != have.ID:
+		return Errorf(Conflict, "this conversation is customer %q's; a message cannot make it another customer's", truncate(have.ID, 64))
+	}
+	if got.Tier != "" {
+		have.Tier = got.Tier
+	}
+	for _, t := range got.Tags {
+		if !slices.Contains(have.Tags, t) && len(have.Tags) < 64 {
+			have.Tags = append(have.Tags, t)
+		}
+	}
+	return nil
 }
 
 func checkCustomer(req MessageRequest) error {

@@ -109,8 +109,8 @@ func (e *Engine) decide(ctx context.Context, m *dialogs.Machine, c *conversation
 		u.lang = c.Lang // "KF20261122" or "ok" in a Chinese conversation stays Chinese
 	}
 	c.Updated, c.Lang = now, u.lang
-	if req.Customer.ID != "" {
-		c.Customer = req.Customer
+	if err := mergeCustomer(&c.Customer, req.Customer); err != nil {
+		return nil, nil, err
 	}
 	if req.Channel != "" {
 		c.Channel = req.Channel
@@ -222,11 +222,15 @@ func (e *Engine) update(ctx context.Context, id string, create func() *conversat
 	}
 	for attempt := 0; ; attempt++ {
 		c, err := load(ctx, id)
+		exists := err == nil
 		switch {
 		case errors.Is(err, conversation.ErrNotFound) && create != nil:
 			c = create()
 		case err != nil:
 			return Translate(err)
+		}
+		if err := checkAccess(ctx, c, exists); err != nil {
+			return err
 		}
 		p, err := change(c)
 		if err != nil {

@@ -2,29 +2,36 @@ package httpapi
 
 import (
 	"crypto/sha256"
-	"net"
-	"sync"
-	"time"
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"math"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/kefu-ai/kefu/engine"
 )
 
-// Role is what an API key may do. Each role includes the ones before it for its own routes:
-// client talks to the bot (conversations, NLU, KB answers); editor edits the knowledge base;
-// admin may do everything.
+// Role is what an API key may do:
+//   - client: a server-side frontend (its key stays on a server): conversations by any id,
+//     NLU, KB answers and feedback;
+//   - public: a browser or app frontend (its key is public): it starts conversations and
+//     then uses only those, each with its conversation token;
+//   - agent: the agent desk: reads conversations and sends agent.* events;
+//   - editor: the knowledge base; admin: everything.
 type Role string
 
 // Roles.
 const (
 	RoleClient Role = "client"
+	RolePublic Role = "public"
+	RoleAgent  Role = "agent"
 	RoleEditor Role = "editor"
 	RoleAdmin  Role = "admin"
 )
@@ -41,6 +48,9 @@ type Key struct {
 	// Burst is how many it may send at once; default max(1, Rate).
 	Rate  float64 `yaml:"rate,omitempty"`
 	Burst int     `yaml:"burst,omitempty"`
+	// IdentitySecret (public keys) verifies the customer identity a public frontend sends
+	// at start: HMAC-SHA256 signed by the site's server; at least 32 bytes.
+	IdentitySecret string `yaml:"identity_secret,omitempty"`
 }
 
 // Check validates a key's fields.
@@ -48,8 +58,12 @@ func (k *Key) Check() error {
 	switch {
 	case k.Name == "":
 		return fmt.Errorf("a key needs a name")
-	case k.Role != RoleClient && k.Role != RoleEditor && k.Role != RoleAdmin:
-		return fmt.Errorf("key %q: role must be client, editor or admin, got %q", k.Name, k.Role)
+	case !slices.Contains([]Role{RoleClient, RolePublic, RoleAgent, RoleEditor, RoleAdmin}, k.Role):
+		return fmt.Errorf("key %q: role must be client, public, agent, editor or admin, got %q", k.Name, k.Role)
+	case k.IdentitySecret != "" && k.Role != RolePublic:
+		return fmt.Errorf("key %q: identity_secret is for public keys", k.Name)
+	case k.IdentitySecret != "" && len(k.IdentitySecret) < 32:
+		return fmt.Errorf("key %q: identity_secret must be at least 32 bytes", k.Name)
 	case (k.Secret == "") == (k.SHA256 == ""):
 		return fmt.Errorf("key %q: give exactly one of key and key_sha256", k.Name)
 	case k.Secret != "" && len(k.Secret) < 16:
@@ -191,8 +205,26 @@ func (g *guessLimit) failed(ip string, now time.Time) {
 	e.tokens = max(0, e.tokens-1)
 }
 
-// ctxActor is where the middleware leaves the caller's name for handlers (KB audit log).
-const ctxActor = "kefu.actor"
+// ctxActor and ctxKey are where the middleware leaves the caller's name (KB audit log)
+// and key for handlers.
+const (
+	ctxActor = "kefu.actor"
+	ctxKey   = "kefu.key"
+)
+
+// keyOf is the caller's key; nil when no keys are configured (everything open).
+func keyOf(c echo.Context) *keyEntry {
+	k, _ := c.Get(ctxKey).(*keyEntry)
+	return k
+}
+
+// roleOf is the caller's role; admin when no keys are configured.
+func roleOf(c echo.Context) Role {
+	if k := keyOf(c); k != nil {
+		return k.Role
+	}
+	return RoleAdmin
+}
 
 // actor names who made the request: the key's name, or "anonymous" with no keys.
 func actor(c echo.Context) string {
@@ -202,10 +234,10 @@ func actor(c echo.Context) string {
 	return "anonymous"
 }
 
-// require lets a request through when its key has the role (admin always has), and counts
-// it against the key's rate. With no keys configured everything is open (kefu serve only
-// allows that on a loopback address).
-func (s *Server) require(role Role) echo.MiddlewareFunc {
+// require lets a request through when its key has one of the roles (admin always has), and
+// counts it against the key's rate. With no keys configured everything is open (kefu serve
+// only allows that on a loopback address).
+func (s *Server) require(roles ...Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if s.keys == nil || len(s.keys.keys) == 0 {
@@ -238,6 +270,7 @@ func (s *Server) require(role Role) echo.MiddlewareFunc {
 				return engine.Errorf(engine.Unauthorized, "unknown API key")
 			}
 			c.Set(ctxActor, k.Name)
+			c.Set(ctxKey, k)
 			// The key's rate counts every request it makes, refused ones too.
 			if k.Rate > 0 {
 				if ok, wait := s.cfg.Limiter.Allow(c.Request().Context(), k.Name, k.Rate, k.Burst); !ok {
@@ -245,11 +278,19 @@ func (s *Server) require(role Role) echo.MiddlewareFunc {
 					return engine.Errorf(engine.RateLimited, "key %q is over its rate of %g requests/s", k.Name, k.Rate)
 				}
 			}
-			if k.Role != role && k.Role != RoleAdmin {
+			if !slices.Contains(roles, k.Role) && k.Role != RoleAdmin {
 				refuse(c)
-				return engine.Errorf(engine.Forbidden, "key %q has role %s; this needs %s", k.Name, k.Role, role)
+				return engine.Errorf(engine.Forbidden, "key %q has role %s; this needs %s", k.Name, k.Role, joinRoles(roles))
 			}
 			return next(c)
 		}
 	}
+}
+
+func joinRoles(roles []Role) string {
+	s := make([]string, len(roles))
+	for i, r := range roles {
+		s[i] = string(r)
+	}
+	return strings.Join(s, " or ")
 }

@@ -196,7 +196,11 @@ func (s *Server) document(rs []route) (*openapi3.T, error) {
 			op.Security = &openapi3.SecurityRequirements{}
 		} else {
 			op.Security = &openapi3.SecurityRequirements{{"bearer": []string{}}, {"apiKey": []string{}}}
-			op.Extensions = map[string]any{"x-kefu-role": string(r.role)}
+			roles := []string{string(r.role)}
+			for _, a := range r.also {
+				roles = append(roles, string(a))
+			}
+			op.Extensions = map[string]any{"x-kefu-roles": roles}
 		}
 		path := echoParam.ReplaceAllString(r.path, "{$1}")
 		for _, m := range pathParam.FindAllStringSubmatch(path, -1) {
@@ -227,8 +231,11 @@ func (s *Server) document(rs []route) (*openapi3.T, error) {
 			}
 		}
 		for _, h := range r.headers {
-			op.AddParameter(openapi3.NewHeaderParameter(h.name).WithDescription(h.doc).
-				WithSchema(openapi3.NewStringSchema().WithPattern(engine.IDPattern)))
+			sch := openapi3.NewStringSchema().WithPattern(engine.IDPattern)
+			if h.name == "X-Conversation-Token" {
+				sch = openapi3.NewStringSchema().WithPattern(`^[A-Za-z0-9_-]{43}$`)
+			}
+			op.AddParameter(openapi3.NewHeaderParameter(h.name).WithDescription(h.doc).WithSchema(sch))
 		}
 		switch {
 		case r.body != nil:

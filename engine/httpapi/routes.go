@@ -22,7 +22,8 @@ type route struct {
 	method, path string // echo's path syntax: /v1/conversations/:id
 	id, tag      string // operationId and tag
 	summary      string
-	role         Role // "" for open routes
+	role         Role   // "" for open routes
+	also         []Role // other roles the route admits (admin admits itself everywhere)
 	handler      echo.HandlerFunc
 
 	body     any      // request body (JSON) type's zero value; nil for none
@@ -43,6 +44,8 @@ type header struct{ name, doc string }
 // routes lists every operation the server answers.
 func (s *Server) routes() []route {
 	idem := header{"Idempotency-Key", "Identifies the message for retries, like message_id ([A-Za-z0-9._:-]{1,128}); a retry gets the first answer with Idempotent-Replayed: true."}
+	token := header{"X-Conversation-Token", "The token the conversation was started with; required with a public key (any other conversation is 404)."}
+	public, desk := []Role{RolePublic}, []Role{RolePublic, RoleAgent}
 	rs := []route{
 		{method: "GET", path: "/healthz", id: "getHealth", tag: "operations", summary: "Liveness: the process answers", handler: s.healthz, status: 200, resp: Health{}},
 		{method: "GET", path: "/readyz", id: "getReadiness", tag: "operations", summary: "Readiness: model loaded, bot loaded, state store reachable (503 otherwise)", handler: s.readyz, status: 200, resp: Readiness{}},
@@ -50,10 +53,11 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/openapi.json", id: "getOpenAPI", tag: "operations", summary: "This document", handler: s.openAPIHandler, status: 200, resp: map[string]any{}},
 		{method: "POST", path: "/v1/nlu/parse", id: "parseText", tag: "nlu", summary: "Intent and emotion of a text, with every head's ranking", role: RoleClient, handler: s.parse, body: engine.ParseRequest{}, status: 200, resp: engine.ParseResult{}},
 
-		{method: "POST", path: "/v1/conversations/:id/messages", id: "sendMessage", tag: "conversations", summary: "Send a customer message; get the bot's answer", role: RoleClient, handler: s.message, body: engine.MessageRequest{}, headers: []header{idem}, status: 200, resp: engine.MessageResult{}, conflict: true},
-		{method: "GET", path: "/v1/conversations/:id", id: "getConversation", tag: "conversations", summary: "A conversation's state, slots and recent transcript", role: RoleClient, handler: s.conversation, status: 200, resp: engine.ConversationView{}, notFound: true},
-		{method: "POST", path: "/v1/conversations/:id/events", id: "sendEvent", tag: "conversations", summary: "CSAT, thumbs, agent.released or conversation.closed", role: RoleClient, handler: s.event, body: engine.Event{}, status: 200, resp: engine.EventResult{}, notFound: true, conflict: true},
-		{method: "DELETE", path: "/v1/conversations/:id", id: "deleteConversation", tag: "conversations", summary: "End and erase a conversation", role: RoleClient, handler: s.deleteConversation, status: 204, notFound: true, conflict: true},
+		{method: "POST", path: "/v1/conversations", id: "startConversation", tag: "conversations", summary: "Start a conversation under a new id; a public frontend gets its conversation token here", role: RoleClient, also: public, handler: s.start, body: startRequest{}, status: 201, resp: engine.Started{}, invalid: true},
+		{method: "POST", path: "/v1/conversations/:id/messages", id: "sendMessage", tag: "conversations", summary: "Send a customer message; get the bot's answer", role: RoleClient, also: public, handler: s.message, body: engine.MessageRequest{}, headers: []header{idem, token}, status: 200, resp: engine.MessageResult{}, notFound: true, conflict: true},
+		{method: "GET", path: "/v1/conversations/:id", id: "getConversation", tag: "conversations", summary: "A conversation's state, slots and recent transcript", role: RoleClient, also: desk, handler: s.conversation, headers: []header{token}, status: 200, resp: engine.ConversationView{}, notFound: true},
+		{method: "POST", path: "/v1/conversations/:id/events", id: "sendEvent", tag: "conversations", summary: "CSAT, thumbs, conversation.closed; agent.released from the agent desk", role: RoleClient, also: desk, handler: s.event, body: engine.Event{}, headers: []header{token}, status: 200, resp: engine.EventResult{}, notFound: true, conflict: true},
+		{method: "DELETE", path: "/v1/conversations/:id", id: "deleteConversation", tag: "conversations", summary: "End and erase a conversation", role: RoleClient, also: public, handler: s.deleteConversation, headers: []header{token}, status: 204, notFound: true, conflict: true},
 		{method: "GET", path: "/v1/admin/outbox/dead", id: "listDeadLetters", tag: "admin", summary: "Handoff deliveries that failed every attempt", role: RoleAdmin, handler: s.deadLetters, status: 200, resp: DeadLetters{}},
 		{method: "POST", path: "/v1/admin/reload", id: "reloadBot", tag: "admin", summary: "Reload the bot bundle from disk (refused if invalid)", role: RoleAdmin, handler: s.reload, status: 200, resp: Reloaded{}, invalid: true},
 	}
@@ -87,7 +91,7 @@ func (s *Server) register(rs []route) {
 	for _, r := range rs {
 		var mw []echo.MiddlewareFunc
 		if r.role != "" && !(r.path == "/metrics" && s.cfg.OpenMetrics) {
-			mw = append(mw, s.require(r.role))
+			mw = append(mw, s.require(append([]Role{r.role}, r.also...)...))
 		}
 		s.e.Add(r.method, r.path, r.handler, mw...)
 	}

@@ -1,10 +1,20 @@
 package httpapi_test
 
 import (
+	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	convmem "github.com/kefu-ai/kefu/conversation/inmem"
+	"github.com/kefu-ai/kefu/dialogs"
+	"github.com/kefu-ai/kefu/engine"
+	"github.com/kefu-ai/kefu/engine/httpapi"
+	"github.com/kefu-ai/kefu/handoff"
+	boxmem "github.com/kefu-ai/kefu/handoff/inmem"
 	"github.com/kefu-ai/kefu/internal/testenv"
 )
 
@@ -14,9 +24,9 @@ import (
 func TestDuplicateAndCaseVariantJSONKeysAreRefused(t *testing.T) {
 	srv := demoServer(t)
 	for body, want := range map[string]string{
-		`{"text":"hello","Text":"refund"}`:                 `field "Text" appears twice (also as "text")`,
-		`{"text":"hello","text":"refund"}`:                 `field "text" appears twice`,
-		`{"text":"hi","lang":"en","top_k":2,"LANG":"zh"}`:   `field "LANG" appears twice (also as "lang")`,
+		`{"text":"hello","Text":"refund"}`:                `field "Text" appears twice (also as "text")`,
+		`{"text":"hello","text":"refund"}`:                `field "text" appears twice`,
+		`{"text":"hi","lang":"en","top_k":2,"LANG":"zh"}`: `field "LANG" appears twice (also as "lang")`,
 	} {
 		status, out := post(t, srv.URL+"/v1/nlu/parse", body)
 		msg, _ := out["error"].(map[string]any)["message"].(string)
@@ -152,5 +162,155 @@ func TestCallerRequestIDsMustBeShortAndWellFormed(t *testing.T) {
 		if kept != (got == id) || len(got) == 0 || len(got) > 64 {
 			t.Errorf("sent %.20q, answered %q", id, got)
 		}
+	}
+}
+
+const (
+	widgetKey   = "widget-public-key-0123456789"
+	deskKey     = "agent-desk-key-0123456789"
+	identitySec = "the site's identity secret, 32+ bytes long"
+)
+
+// keyedWorld is one node with keys of every conversation role, on the in-memory stores.
+func keyedWorld(t *testing.T) string {
+	t.Helper()
+	clf, _ := bundleModelAndKB(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(t, "http://127.0.0.1:1"), nil),
+		Store: convmem.NewStore(time.Hour), Calls: convmem.NewCalls(time.Hour), Outbox: boxmem.NewOutbox(handoff.Options{}), Logger: log})
+	api, err := httpapi.New(eng, httpapi.Config{Logger: log, Keys: []httpapi.Key{
+		{Name: "backend", Role: httpapi.RoleClient, Secret: clientKey},
+		{Name: "widget", Role: httpapi.RolePublic, Secret: widgetKey, IdentitySecret: identitySec},
+		{Name: "desk", Role: httpapi.RoleAgent, Secret: deskKey},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return contractServer(t, api).URL
+}
+
+// as sends a request with a key and, when given, a conversation token.
+func as(t *testing.T, method, url, key, token, body string) reply {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("X-Conversation-Token", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := reply{status: resp.StatusCode, header: resp.Header}
+	json.NewDecoder(resp.Body).Decode(&r.body)
+	return r
+}
+
+// TestPublicFrontendsReachOnlyTheirOwnConversations: two widget conversations; each token
+// reads and writes only its own; a guessed id, a missing token or another's token is 404
+// (no existence oracle); a public key opens nothing else.
+func TestPublicFrontendsReachOnlyTheirOwnConversations(t *testing.T) {
+	base := keyedWorld(t)
+	conv := base + "/v1/conversations"
+	a, b := as(t, "POST", conv, widgetKey, "", `{"lang":"zh"}`), as(t, "POST", conv, widgetKey, "", `{}`)
+	if a.status != 201 || b.status != 201 || !strings.HasPrefix(a.str("conversation"), "c_") || len(a.str("token")) != 43 || a.str("conversation") == b.str("conversation") {
+		t.Fatalf("start: %v %v", a.body, b.body)
+	}
+	idA, tokA, idB, tokB := a.str("conversation"), a.str("token"), b.str("conversation"), b.str("token")
+	if r := as(t, "POST", conv+"/"+idA+"/messages", widgetKey, tokA, `{"text":"我的订单到哪了"}`); r.status != 200 || r.str("state") != "ask_order" {
+		t.Fatalf("own conversation: %d %v", r.status, r.body)
+	}
+	if r := as(t, "GET", conv+"/"+idA, widgetKey, tokA, ""); r.status != 200 || r.str("id") != idA {
+		t.Errorf("read own: %d %v", r.status, r.body)
+	}
+	for name, c := range map[string][2]string{"another's token": {idA, tokB}, "no token": {idA, ""}, "guessed id": {"c_00000000000000000000000000000000", tokA}, "chosen id": {"my-own-id", tokA}} {
+		for _, call := range [][3]string{{"GET", "", ""}, {"POST", "/messages", `{"text":"hello"}`}, {"POST", "/events", `{"type":"csat","score":1}`}, {"DELETE", "", ""}} {
+			r := as(t, call[0], conv+"/"+c[0]+call[1], widgetKey, c[1], call[2])
+			if r.status != 404 || r.str("error", "message") != "no such conversation" {
+				t.Errorf("%s, %s %s: %d %v", name, call[0], call[1], r.status, r.body)
+			}
+		}
+	}
+	if r := as(t, "GET", conv+"/"+idB, widgetKey, tokB, ""); r.status != 200 || r.body["turn_count"] != 0.0 {
+		t.Errorf("B after the attempts with A's token: %d %v", r.status, r.body)
+	}
+	for _, path := range []string{"/v1/nlu/parse", "/v1/kb/answer"} {
+		if r := as(t, "POST", base+path, widgetKey, tokA, `{"text":"hi"}`); r.status != 403 && r.status != 404 {
+			t.Errorf("public key on %s: %d", path, r.status)
+		}
+	}
+	// The server-side frontend is trusted with every conversation.
+	if r := as(t, "GET", conv+"/"+idA, clientKey, "", ""); r.status != 200 {
+		t.Errorf("client key: %d", r.status)
+	}
+}
+
+// TestCustomerIdentityIsSignedOrAnonymous: a widget cannot claim a customer or a tier;
+// an identity signed with the key's secret sets both; a bad signature is refused.
+func TestCustomerIdentityIsSignedOrAnonymous(t *testing.T) {
+	base := keyedWorld(t)
+	conv := base + "/v1/conversations"
+	if r := as(t, "POST", conv, widgetKey, "", `{"customer":{"id":"c42","tier":"vip"}}`); r.status != 400 {
+		t.Errorf("claimed customer at start: %d %v", r.status, r.body)
+	}
+	sig := httpapi.SignIdentity([]byte(identitySec), "c42", "vip", []string{"repeat-buyer"})
+	r := as(t, "POST", conv, widgetKey, "", `{"identity":{"id":"c42","tier":"vip","tags":["repeat-buyer"],"signature":"`+sig+`"}}`)
+	if r.status != 201 {
+		t.Fatalf("signed identity: %d %v", r.status, r.body)
+	}
+	id, tok := r.str("conversation"), r.str("token")
+	if v := as(t, "GET", conv+"/"+id, widgetKey, tok, ""); v.str("customer", "id") != "c42" || v.str("customer", "tier") != "vip" {
+		t.Errorf("customer: %v", v.body["customer"])
+	}
+	if r := as(t, "POST", conv+"/"+id+"/messages", widgetKey, tok, `{"text":"hi","customer":{"id":"c42","tier":"gold"}}`); r.status != 400 {
+		t.Errorf("claimed customer in a message: %d", r.status)
+	}
+	bad := strings.Replace(sig, sig[:2], "00", 1)
+	if r := as(t, "POST", conv, widgetKey, "", `{"identity":{"id":"c42","tier":"vip","signature":"`+sig+`"}}`); r.status != 400 {
+		t.Errorf("a signature over other tags: %d", r.status)
+	}
+	if r := as(t, "POST", conv, widgetKey, "", `{"identity":{"id":"c42","tier":"vip","tags":["repeat-buyer"],"signature":"`+bad+`"}}`); r.status != 400 {
+		t.Errorf("a wrong signature: %d", r.status)
+	}
+}
+
+// TestAgentEventsNeedAnAgentKey: a customer's frontend cannot take the conversation back
+// from the agent.
+func TestAgentEventsNeedAnAgentKey(t *testing.T) {
+	base := keyedWorld(t)
+	conv := base + "/v1/conversations"
+	if r := as(t, "POST", conv+"/ag-1/messages", clientKey, "", `{"text":"I want to talk to a human"}`); r.str("source") != "handoff" {
+		t.Fatalf("no handoff: %v", r.body)
+	}
+	s := as(t, "POST", conv, widgetKey, "", `{}`)
+	as(t, "POST", conv+"/"+s.str("conversation")+"/messages", widgetKey, s.str("token"), `{"text":"转人工"}`)
+	for _, c := range [][3]string{{"ag-1", clientKey, ""}, {s.str("conversation"), widgetKey, s.str("token")}} {
+		if r := as(t, "POST", conv+"/"+c[0]+"/events", c[1], c[2], `{"type":"agent.released"}`); r.status != 403 {
+			t.Errorf("agent.released with a %s key: %d %v", c[1][:6], r.status, r.body)
+		}
+	}
+	if r := as(t, "POST", conv+"/ag-1/events", deskKey, "", `{"type":"csat","score":5}`); r.status != 403 {
+		t.Errorf("the desk rating for the customer: %d", r.status)
+	}
+	if r := as(t, "POST", conv+"/ag-1/events", deskKey, "", `{"type":"agent.released"}`); r.status != 200 || r.body["handoff"].(map[string]any)["status"] != "released" {
+		t.Errorf("the desk releasing: %d %v", r.status, r.body)
+	}
+}
+
+// TestMessagesCannotReplaceTheConversationsCustomer: a later message naming another
+// customer is refused; the tier and tags stay unless the same customer's frontend raises them.
+func TestMessagesCannotReplaceTheConversationsCustomer(t *testing.T) {
+	base := keyedWorld(t)
+	url := base + "/v1/conversations/cust-1/messages"
+	as(t, "POST", url, clientKey, "", `{"text":"hello","customer":{"id":"c1","tier":"vip","tags":["a"]}}`)
+	if r := as(t, "POST", url, clientKey, "", `{"text":"hello","customer":{"id":"c2"}}`); r.status != 409 {
+		t.Errorf("another customer: %d %v", r.status, r.body)
+	}
+	as(t, "POST", url, clientKey, "", `{"text":"hello","customer":{"id":"c1","tags":["b"]}}`)
+	v := as(t, "GET", base+"/v1/conversations/cust-1", clientKey, "", "")
+	if v.str("customer", "tier") != "vip" || len(v.body["customer"].(map[string]any)["tags"].([]any)) != 2 {
+		t.Errorf("customer after: %v", v.body["customer"])
 	}
 }
