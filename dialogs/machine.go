@@ -64,6 +64,8 @@ type Input struct {
 // recorder's own (unavailable, ctx ended), never the action's.
 type Recorder interface {
 	Once(ctx context.Context, key string, lease time.Duration, call func(context.Context) []byte) ([]byte, error)
+	// Erase forgets every call of conversation conv (keys start with "CONV:").
+	Erase(ctx context.Context, conv string) error
 }
 
 // Outcome is what a flow made of a message.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"regexp"
 	"slices"
@@ -224,8 +225,10 @@ func (e *Engine) Conversation(ctx context.Context, id string) (*ConversationView
 	return view(c), nil
 }
 
-// DeleteConversation ends and erases a conversation (deliveries its last turn decided are
-// queued first). Errors: Invalid, NotFound, Unavailable.
+// DeleteConversation ends and erases a conversation: its state and transcript, then (as
+// effects of the erasure) its pending and dead handoff deliveries, its action call results
+// and what the KB experiments remember of it. Nothing of it is delivered any more.
+// Errors: Invalid, NotFound, Unavailable.
 func (e *Engine) DeleteConversation(ctx context.Context, id string) error {
 	if err := CheckID(id); err != nil {
 		return err
@@ -234,7 +237,19 @@ func (e *Engine) DeleteConversation(ctx context.Context, id string) error {
 		return err
 	}
 	return e.update(ctx, id, nil, func(c *conversation.Conversation) (plan, error) {
-		return plan{erase: true, effects: e.resend(c)}, nil
+		return plan{erase: true, effects: []effect{func(ctx context.Context) error {
+			var errs []error
+			if e.cfg.Outbox != nil {
+				errs = append(errs, e.cfg.Outbox.Erase(ctx, id))
+			}
+			if e.cfg.Calls != nil {
+				errs = append(errs, e.cfg.Calls.Erase(ctx, id))
+			}
+			if e.cfg.KB != nil {
+				errs = append(errs, e.cfg.KB.Forget(ctx, id))
+			}
+			return errors.Join(errs...)
+		}}}, nil
 	})
 }
 

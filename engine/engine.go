@@ -35,6 +35,7 @@ type knowledge interface {
 	Find(ctx context.Context, q kb.Question) (*kb.Reply, error)
 	Expose(ctx context.Context, q kb.Question, r *kb.Reply) error
 	Feedback(ctx context.Context, f kb.Feedback) error
+	Forget(ctx context.Context, conv string) error
 }
 
 // cachedLoader is a store that can serve a turn from its own last save

@@ -33,6 +33,9 @@ type Outbox interface {
 	Enqueue(ctx context.Context, d Delivery) error
 	// Depth counts deliveries not yet delivered.
 	Depth(ctx context.Context) (int64, error)
+	// Erase removes every delivery of conversation conv, pending or dead, and its
+	// idempotency markers (delivery keys start with "CONV:").
+	Erase(ctx context.Context, conv string) error
 	// Dead lists deliveries that failed every attempt, oldest first.
 	Dead(ctx context.Context) ([]DeadLetter, error)
 	// Run delivers until ctx ends.

@@ -155,6 +155,23 @@ func (k *KB) Feedback(ctx context.Context, f Feedback) error {
 	return nil
 }
 
+// Forget drops what the experiments remember of conversation conv (which variant it saw,
+// which outcomes it gave), for its erasure; the counts themselves name no one and stay.
+func (k *KB) Forget(ctx context.Context, conv string) error {
+	k.mu.RLock()
+	ids := make([]string, 0, len(k.experiments))
+	for id := range k.experiments {
+		ids = append(ids, id)
+	}
+	k.mu.RUnlock()
+	for _, id := range ids {
+		if err := k.store.Forget(ctx, id, conv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // runningExperiment is the experiment running on an article now, or nil.
 func (k *KB) runningExperiment(article string) *Experiment {
 	now := k.opt.Now()

@@ -251,6 +251,17 @@ func (j *Journal) Outcome(ctx context.Context, exp, conv, kind string, fields ma
 	return true, nil
 }
 
+// Forget implements Counters.
+func (j *Journal) Forget(ctx context.Context, exp, conv string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.shown, exp+"|seen|"+conv)
+	for _, kind := range []string{OutcomeUnresolved, OutcomeCSAT, OutcomeThumb} {
+		delete(j.seen, exp+"|"+kind+"|"+conv)
+	}
+	return nil
+}
+
 // Counts implements Counters.
 func (j *Journal) Counts(ctx context.Context, exp string) (map[string]Counts, error) {
 	j.mu.Lock()

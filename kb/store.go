@@ -84,6 +84,9 @@ type Counters interface {
 	Outcome(ctx context.Context, exp, conv, kind string, fields map[string]int64) (bool, error)
 	// Counts returns each variant's counts.
 	Counts(ctx context.Context, exp string) (map[string]Counts, error)
+	// Forget drops conversation conv's markers in experiment exp (the counts stay: they
+	// name no one).
+	Forget(ctx context.Context, exp, conv string) error
 }
 
 // Counts are one variant's outcome counts.

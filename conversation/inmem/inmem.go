@@ -4,6 +4,7 @@ package inmem
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ type Store struct {
 	convs map[string]entry
 	ttl   time.Duration
 	now   func() time.Time
+	swept time.Time // last sweep of expired conversations
 }
 
 type entry struct {
@@ -70,8 +72,24 @@ func (s *Store) Save(_ context.Context, c *conversation.Conversation) error {
 	}
 	c.Version++
 	c.MarkStored()
-	s.convs[c.ID] = entry{conv: c.Clone(), expires: s.now().Add(s.ttl)}
+	now := s.now()
+	s.convs[c.ID] = entry{conv: c.Clone(), expires: now.Add(s.ttl)}
+	if now.Sub(s.swept) > time.Minute { // expired conversations go, not only when read again
+		s.swept = now
+		for id, e := range s.convs {
+			if now.After(e.expires) {
+				delete(s.convs, id)
+			}
+		}
+	}
 	return nil
+}
+
+// Len counts the conversations held (expired ones not yet swept included).
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.convs)
 }
 
 // Delete erases c if it is stored at c.Version: conversation.ErrNotFound if there is none,
@@ -115,6 +133,18 @@ func NewCalls(ttl time.Duration) *Calls {
 		ttl = 24 * time.Hour
 	}
 	return &Calls{calls: map[string]*call{}, ttl: ttl, now: time.Now}
+}
+
+// Erase forgets the conversation's call results (dialogs.Recorder).
+func (r *Calls) Erase(_ context.Context, conv string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, c := range r.calls {
+		if strings.HasPrefix(k, conv+":") && c.result != nil {
+			delete(r.calls, k)
+		}
+	}
+	return nil
 }
 
 // Once returns the result kept under key, waiting for a call in flight; without one it

@@ -266,6 +266,20 @@ var release = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`)
 
+// Erase forgets the conversation's call results (dialogs.Recorder).
+func (r *Calls) Erase(ctx context.Context, conv string) error {
+	iter := r.rdb.Scan(ctx, 0, r.prefix+":call:{"+conv+":*", 500).Iterator()
+	for iter.Next(ctx) {
+		if err := r.rdb.Del(ctx, iter.Val()).Err(); err != nil {
+			return unavailable(err)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // Once returns the result kept under key. Without one it claims the key for lease, makes
 // the call and keeps its result; while another node's call is in flight it waits for that
 // result. A claim whose node died lapses after lease and the call is made again (with the

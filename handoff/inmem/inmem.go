@@ -5,6 +5,8 @@ package inmem
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +57,21 @@ func (o *Outbox) Depth(context.Context) (int64, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return int64(len(o.queue)), nil
+}
+
+// Erase implements handoff.Outbox.
+func (o *Outbox) Erase(_ context.Context, conv string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	mine := func(key string) bool { return strings.HasPrefix(key, conv+":") }
+	o.queue = slices.DeleteFunc(o.queue, func(it *item) bool { return mine(it.d.Key) })
+	o.dead = slices.DeleteFunc(o.dead, func(d handoff.DeadLetter) bool { return mine(d.Key) })
+	for k := range o.seen {
+		if mine(k) {
+			delete(o.seen, k)
+		}
+	}
+	return nil
 }
 
 // Dead lists dead letters, oldest first.

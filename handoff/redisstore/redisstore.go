@@ -73,6 +73,52 @@ func (o *Outbox) Depth(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// Erase implements handoff.Outbox: the conversation's entries in the stream (acknowledged
+// and deleted) and in the dead letters, their errors and their idempotency markers. It
+// reads both streams in pages; a delivery being attempted right now may still arrive.
+func (o *Outbox) Erase(ctx context.Context, conv string) error {
+	prefix := conv + ":"
+	for _, stream := range []string{o.p + "stream", o.p + "dead"} {
+		for start := "-"; ; {
+			msgs, err := o.rdb.XRangeN(ctx, stream, start, "+", 500).Result()
+			if err != nil {
+				return unavailable(err)
+			}
+			for _, m := range msgs {
+				key := str(m.Values["key"])
+				if !strings.HasPrefix(key, prefix) {
+					continue
+				}
+				pipe := o.rdb.TxPipeline()
+				if stream == o.p+"stream" {
+					pipe.XAck(ctx, stream, group, m.ID)
+					pipe.HDel(ctx, o.p+"errors", m.ID)
+				}
+				pipe.XDel(ctx, stream, m.ID)
+				pipe.Del(ctx, o.p+"key:"+key)
+				if _, err := pipe.Exec(ctx); err != nil {
+					return unavailable(err)
+				}
+			}
+			if len(msgs) < 500 {
+				break
+			}
+			start = "(" + msgs[len(msgs)-1].ID
+		}
+	}
+	// Markers of deliveries already delivered (the stream no longer names them).
+	iter := o.rdb.Scan(ctx, 0, o.p+"key:"+prefix+"*", 500).Iterator()
+	for iter.Next(ctx) {
+		if err := o.rdb.Del(ctx, iter.Val()).Err(); err != nil {
+			return unavailable(err)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // Dead lists the dead letters, oldest first (at most 1,000).
 func (o *Outbox) Dead(ctx context.Context) ([]handoff.DeadLetter, error) {
 	msgs, err := o.rdb.XRangeN(ctx, o.p+"dead", "-", "+", 1000).Result()

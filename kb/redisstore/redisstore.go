@@ -295,6 +295,14 @@ func (s *Store) Outcome(ctx context.Context, exp, conv, kind string, fields map[
 	return n == 1, nil
 }
 
+// Forget implements kb.Counters.
+func (s *Store) Forget(ctx context.Context, exp, conv string) error {
+	if err := s.rdb.Del(ctx, s.key("seen", exp, conv), s.key(kb.OutcomeUnresolved, exp, conv), s.key(kb.OutcomeCSAT, exp, conv), s.key(kb.OutcomeThumb, exp, conv)).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // Counts implements kb.Counters.
 func (s *Store) Counts(ctx context.Context, exp string) (map[string]kb.Counts, error) {
 	vals, err := s.rdb.HGetAll(ctx, s.key("counts", exp)).Result()
