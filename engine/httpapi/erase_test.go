@@ -61,7 +61,10 @@ func TestDeleteErasesEveryCopy(t *testing.T) {
 	box := boxredis.NewOutbox(rdb, p, "node", handoff.Options{Backoff: time.Millisecond, MaxBackoff: time.Millisecond, MaxAttempts: 2, Timeout: time.Second}, nil)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); box.Run(runCtx, (&webhook.Sender{URL: desk.URL, Secrets: [][]byte{[]byte("k")}}).Deliver) }()
+	go func() {
+		defer close(done)
+		box.Run(runCtx, (&webhook.Sender{URL: desk.URL, Secrets: [][]byte{[]byte("k")}}).Deliver)
+	}()
 	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(t, backend.URL), nil), KB: k, Logger: log, Outbox: box,
 		Store: redisstore.New(rdb, redisstore.Options{Prefix: p, Transcript: 100}), Calls: redisstore.NewCalls(rdb, p, time.Hour)})
 	api, err := httpapi.New(eng, httpapi.Config{Logger: log, KB: k})
