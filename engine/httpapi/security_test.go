@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -312,5 +313,33 @@ func TestMessagesCannotReplaceTheConversationsCustomer(t *testing.T) {
 	v := as(t, "GET", base+"/v1/conversations/cust-1", clientKey, "", "")
 	if v.str("customer", "tier") != "vip" || len(v.body["customer"].(map[string]any)["tags"].([]any)) != 2 {
 		t.Errorf("customer after: %v", v.body["customer"])
+	}
+}
+
+// TestUnknownMethodsAndRoutesDoNotGrowMetrics: invented methods and paths, each a new
+// value, add no series: they count as "other" and "unknown".
+func TestUnknownMethodsAndRoutesDoNotGrowMetrics(t *testing.T) {
+	api, _ := kbAPI(t)
+	srv := contractServer(t, api)
+	scrape := func() string {
+		req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for i := range 50 {
+		req, _ := http.NewRequest(strings.Repeat("X", 1000)+fmt.Sprint(i), srv.URL+"/nowhere/"+fmt.Sprint(i), nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	text := scrape()
+	if strings.Contains(text, "XXXX") || strings.Contains(text, "/nowhere") || !strings.Contains(text, `method="other",route="unknown"`) {
+		t.Errorf("metrics grew with invented names (%d bytes)", len(text))
 	}
 }
