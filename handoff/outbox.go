@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"context"
+	"math/rand/v2"
 	"errors"
 	"time"
 )
@@ -55,6 +56,8 @@ type Options struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// Timeout bounds one delivery attempt; default 5s.
 	Timeout time.Duration `yaml:"timeout"`
+	// Concurrency is how many deliveries one node has in flight at once; default 8.
+	Concurrency int `yaml:"concurrency"`
 }
 
 // Defaults returns o with every zero field set to its default.
@@ -71,7 +74,16 @@ func (o Options) Defaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
+	}
 	return o
+}
+
+// Jitter spreads d over [0.8d, 1.2d], so that deliveries failed together are not retried
+// all at the same instant by every node.
+func Jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 // Wait is how long to wait after the attempts-th failed attempt.

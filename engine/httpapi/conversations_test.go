@@ -751,7 +751,7 @@ func testenvClient(t *testing.T) *redis.Client {
 
 // TestReusedConversationIDHandsOffAgain: a conversation handed off, deleted, and started
 // again under the same id (a returning customer whose id comes from the channel) hands off
-// again, and the desk receives both handoffs.
+// again under a new key, and the desk receives both handoffs.
 func TestReusedConversationIDHandsOffAgain(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	w := newWorld(t, 1, rdb, prefix)
@@ -762,6 +762,13 @@ func TestReusedConversationIDHandsOffAgain(t *testing.T) {
 			t.Fatalf("handoff: %v", r.body)
 		}
 		keys = append(keys, r.str("handoff", "id"))
+		// The desk has it before the customer's data is erased (DELETE erases pending
+		// deliveries too).
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if got, _ := w.sink.Received(); len(got) == len(keys) {
+				break
+			}
+		}
 		if d := do(t, "DELETE", w.nodes[0].URL+"/v1/conversations/wechat-u1", ""); d.status != 204 {
 			t.Fatalf("delete: %d", d.status)
 		}

@@ -27,6 +27,7 @@ type item struct {
 	d        handoff.Delivery
 	attempts int
 	due      time.Time
+	busy     bool // being delivered now
 }
 
 var _ handoff.Outbox = (*Outbox)(nil)
@@ -81,22 +82,38 @@ func (o *Outbox) Dead(context.Context) ([]handoff.DeadLetter, error) {
 	return append([]handoff.DeadLetter(nil), o.dead...), nil
 }
 
-// Run delivers until ctx ends, one delivery at a time, in order of due time.
+// Run delivers until ctx ends, in order of due time, with at most Options.Concurrency
+// deliveries in flight.
 func (o *Outbox) Run(ctx context.Context, deliver handoff.Deliver) {
+	slots := make(chan struct{}, o.opt.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
+		select { // a free slot first
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		o.mu.Lock()
 		var next *item
 		now := time.Now()
 		wait := time.Hour
 		for _, it := range o.queue {
+			if it.busy {
+				continue
+			}
 			if !it.due.After(now) {
 				next = it
 				break
 			}
 			wait = min(wait, it.due.Sub(now))
 		}
+		if next != nil {
+			next.busy = true
+		}
 		o.mu.Unlock()
 		if next == nil {
+			<-slots
 			select {
 			case <-ctx.Done():
 				return
@@ -105,25 +122,36 @@ func (o *Outbox) Run(ctx context.Context, deliver handoff.Deliver) {
 			}
 			continue
 		}
-		err := o.opt.Attempt(ctx, deliver, next.d)
-		if ctx.Err() != nil {
-			return
-		}
-		o.mu.Lock()
-		next.attempts++
-		if err == nil || next.attempts >= o.opt.MaxAttempts {
-			if err != nil {
-				o.dead = append(o.dead, handoff.DeadLetter{Delivery: next.d, Attempts: next.attempts, Error: err.Error(), At: time.Now()})
-			}
-			for i, it := range o.queue {
-				if it == next {
-					o.queue = append(o.queue[:i], o.queue[i+1:]...)
-					break
-				}
-			}
-		} else {
-			next.due = time.Now().Add(o.opt.Wait(next.attempts))
-		}
-		o.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			o.attempt(ctx, next, deliver)
+		}()
 	}
+}
+
+// attempt delivers it once and records the outcome.
+func (o *Outbox) attempt(ctx context.Context, it *item, deliver handoff.Deliver) {
+	err := o.opt.Attempt(ctx, deliver, it.d)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	defer func() { // a slot is free: look again
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}()
+	it.busy = false
+	if ctx.Err() != nil {
+		return // shutting down: it stays queued
+	}
+	it.attempts++
+	if err == nil || it.attempts >= o.opt.MaxAttempts {
+		if err != nil {
+			o.dead = append(o.dead, handoff.DeadLetter{Delivery: it.d, Attempts: it.attempts, Error: err.Error(), At: time.Now()})
+		}
+		o.queue = slices.DeleteFunc(o.queue, func(x *item) bool { return x == it })
+		return
+	}
+	it.due = time.Now().Add(handoff.Jitter(o.opt.Wait(it.attempts)))
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -151,8 +152,9 @@ func delivery(m redis.XMessage) handoff.Delivery {
 	return d
 }
 
-// Run delivers until ctx ends: new entries first, then due retries. Redis errors are
-// retried after a second (and reported).
+// Run delivers until ctx ends: new entries, then due retries, with at most
+// Options.Concurrency deliveries in flight. Redis errors are retried after a second (and
+// reported).
 func (o *Outbox) Run(ctx context.Context, deliver handoff.Deliver) {
 	report := o.report
 	stream := o.p + "stream"
@@ -163,9 +165,39 @@ func (o *Outbox) Run(ctx context.Context, deliver handoff.Deliver) {
 		}
 		o.fail(ctx, report, err)
 	}
+	slots := make(chan struct{}, o.opt.Defaults().Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// send runs one delivery in the pool; it waits for a free slot (so a slow desk slows
+	// reading, never piles up work).
+	send := func(m redis.XMessage, claim bool) bool {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if claim && !o.own(ctx, m.ID) {
+				return // another node claimed it meanwhile: it delivers it
+			}
+			o.attempt(ctx, m, deliver, report)
+		}()
+		return true
+	}
 	for ctx.Err() == nil {
+		free := cap(slots) - len(slots)
+		if free == 0 {
+			select { // every slot busy: wait for one before reading more
+			case slots <- struct{}{}:
+				<-slots
+			case <-ctx.Done():
+			}
+			continue
+		}
 		res, err := o.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: o.consumer,
-			Streams: []string{stream, ">"}, Count: 16, Block: 200 * time.Millisecond}).Result()
+			Streams: []string{stream, ">"}, Count: int64(free), Block: 200 * time.Millisecond}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			if isNoGroup(err) {
 				o.rdb.XGroupCreateMkStream(ctx, stream, group, "0")
@@ -175,13 +207,29 @@ func (o *Outbox) Run(ctx context.Context, deliver handoff.Deliver) {
 		}
 		for _, st := range res {
 			for _, m := range st.Messages {
-				o.attempt(ctx, m, deliver, report)
+				send(m, true)
 			}
 		}
-		if err := o.retry(ctx, deliver, report); err != nil {
+		if err := o.retry(ctx, send); err != nil {
 			o.fail(ctx, report, err)
 		}
 	}
+}
+
+// ownScript renews this consumer's claim of a pending entry just before it is posted, and
+// only if it still holds it: an entry read a while ago (waiting for a free slot) may have
+// been claimed by another node's retry meanwhile, and must then not be posted twice. The
+// renewal resets the entry's idle time, so no other node claims it during the attempt.
+// KEYS: stream. ARGV: group, consumer, id.
+var ownScript = redis.NewScript(`
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if p[1] == nil or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1`)
+
+func (o *Outbox) own(ctx context.Context, id string) bool {
+	n, err := ownScript.Run(ctx, o.rdb, []string{o.p + "stream"}, group, o.consumer, id).Int()
+	return err == nil && n == 1
 }
 
 func (o *Outbox) fail(ctx context.Context, report func(error), err error) {
@@ -216,19 +264,35 @@ func (o *Outbox) attempt(ctx context.Context, m redis.XMessage, deliver handoff.
 	}
 }
 
-// retry claims pending entries whose back-off has passed: they are delivered again, or
-// moved to the dead letters after MaxAttempts.
-func (o *Outbox) retry(ctx context.Context, deliver handoff.Deliver, report func(error)) error {
+// retry pages through every pending entry idle past the shortest back-off and claims
+// those whose own back-off has passed: each is delivered again through send, or moved to
+// the dead letters after MaxAttempts. Old entries in a long back-off never hide new ones.
+func (o *Outbox) retry(ctx context.Context, send func(redis.XMessage, bool) bool) error {
 	opt := o.opt.Defaults()
 	stream := o.p + "stream"
-	pending, err := o.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: group,
-		Idle: opt.Backoff, Start: "-", End: "+", Count: 64}).Result()
-	if err != nil {
-		return err
+	for start := "-"; ctx.Err() == nil; {
+		pending, err := o.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: group,
+			Idle: opt.Backoff, Start: start, End: "+", Count: 200}).Result()
+		if err != nil {
+			return err
+		}
+		if err := o.retryPage(ctx, pending, send); err != nil {
+			return err
+		}
+		if len(pending) < 200 {
+			return nil
+		}
+		start = "(" + pending[len(pending)-1].ID
 	}
+	return nil
+}
+
+func (o *Outbox) retryPage(ctx context.Context, pending []redis.XPendingExt, send func(redis.XMessage, bool) bool) error {
+	opt := o.opt.Defaults()
+	stream := o.p + "stream"
 	for _, p := range pending {
 		// An attempt in flight elsewhere is never claimed: idle must exceed its timeout.
-		wait := opt.Wait(int(p.RetryCount)) + opt.Timeout
+		wait := handoff.Jitter(opt.Wait(int(p.RetryCount))) + opt.Timeout
 		if p.Idle < wait {
 			continue
 		}
@@ -259,7 +323,9 @@ func (o *Outbox) retry(ctx context.Context, deliver handoff.Deliver, report func
 			}
 			continue
 		}
-		o.attempt(ctx, msgs[0], deliver, report)
+		if !send(msgs[0], true) { // claimed just now; renewed again when a slot is free
+			return nil
+		}
 	}
 	return nil
 }
