@@ -2,8 +2,8 @@ package handoff
 
 import (
 	"context"
-	"math/rand/v2"
 	"errors"
+	"math/rand/v2"
 	"time"
 )
 
