@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
@@ -27,6 +28,15 @@ type storeFlags struct {
 	redisURL *string
 	prefix   *string
 	dataDir  *string
+	dial, io *time.Duration
+}
+
+func (f *storeFlags) timeouts() redisTimeouts { return redisTimeouts{Dial: *f.dial, IO: *f.io} }
+
+// redisTimeouts bound every Redis call, so that a Redis that hangs fails a turn fast
+// (503) instead of holding it.
+type redisTimeouts struct {
+	Dial, IO time.Duration
 }
 
 func addStoreFlags(fs *flag.FlagSet) *storeFlags {
@@ -34,6 +44,8 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 		redisURL: fs.String("redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0; empty: conversations and the handoff outbox in memory, the KB journal under --data-dir"),
 		prefix:   fs.String("redis-prefix", "kefu", "prefix of every Redis key"),
 		dataDir:  fs.String("data-dir", "kefu-data", "where the knowledge base journal lives without Redis"),
+		dial:     fs.Duration("redis-dial-timeout", time.Second, "longest wait to connect to Redis"),
+		io:       fs.Duration("redis-timeout", 500*time.Millisecond, "longest wait for one Redis reply (blocking reads add their own wait): a hung Redis fails a turn with 503 after about this"),
 	}
 }
 
@@ -145,7 +157,7 @@ func kbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	format := fset.String("format", "", "yaml or csv (default: from the file name; yaml for export)")
 	out := fset.String("out", "", "export: write here instead of stdout")
 	author := fset.String("author", envOr("USER", "cli"), "the name the audit log records")
-	if err := envFlags(fset, "redis", "redis-prefix", "data-dir"); err != nil {
+	if err := envFlags(fset, "redis", "redis-prefix", "data-dir", "redis-timeout", "redis-dial-timeout"); err != nil {
 		return err
 	}
 	files, err := parseArgs(fset, args[1:])
@@ -162,7 +174,7 @@ func kbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var rdb *redis.Client
 	if *store.redisURL != "" {
-		if rdb, err = connectRedis(ctx, *store.redisURL); err != nil {
+		if rdb, err = connectRedis(ctx, *store.redisURL, store.timeouts()); err != nil {
 			return err
 		}
 		defer rdb.Close()

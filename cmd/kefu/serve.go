@@ -80,7 +80,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	srv, err := open(ctx, serverConfig{OpenRuntime: openRuntime, ModelDir: *modelDir, Model: *cfg, BotDir: *botDir,
 		HandoffURL: *handoffURL, KBMinConfidence: *minConf, StateTTL: *stateTTL, Transcript: *transcript,
-		RedisURL: *store.redisURL, RedisPrefix: *store.prefix, DataDir: *store.dataDir, Logger: log})
+		RedisURL: *store.redisURL, RedisPrefix: *store.prefix, DataDir: *store.dataDir, RedisTimeouts: store.timeouts(), Logger: log})
 	if err != nil {
 		return err
 	}

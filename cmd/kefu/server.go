@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,7 @@ type serverConfig struct {
 	// RedisURL: conversations, outbox and KB on this Redis; "" in memory and the KB journal
 	// under DataDir. RedisPrefix starts every key.
 	RedisURL, RedisPrefix, DataDir string
+	RedisTimeouts                  redisTimeouts
 	Logger                         *slog.Logger
 }
 
@@ -99,7 +101,7 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 	s.bot = where
 	var rdb *redis.Client
 	if cfg.RedisURL != "" {
-		if rdb, err = connectRedis(ctx, cfg.RedisURL); err != nil {
+		if rdb, err = connectRedis(ctx, cfg.RedisURL, cfg.RedisTimeouts); err != nil {
 			return err
 		}
 		s.onClose(func() { rdb.Close() })
@@ -207,11 +209,16 @@ func (redisLog) Printf(ctx context.Context, format string, v ...any) {
 func init() { redis.SetLogger(redisLog{}) }
 
 // connectRedis returns a client for url, checked with a PING.
-func connectRedis(ctx context.Context, url string) (*redis.Client, error) {
+func connectRedis(ctx context.Context, url string, t redisTimeouts) (*redis.Client, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("--redis: %w", err)
 	}
+	opt.DialTimeout = cmp.Or(t.Dial, time.Second)
+	opt.ReadTimeout = cmp.Or(t.IO, 500*time.Millisecond)
+	opt.WriteTimeout = opt.ReadTimeout
+	opt.PoolTimeout = opt.ReadTimeout + opt.DialTimeout // waiting for a free connection
+	opt.MaxRetries = 1                                  // a hung Redis: one more try, then 503
 	rdb := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -113,7 +114,14 @@ func (s *Server) healthz(c echo.Context) error {
 }
 
 func (s *Server) readyz(c echo.Context) error {
-	if err := s.eng.Ready(c.Request().Context()); err != nil {
+	// A probe waits a few seconds at most: readiness answers within its own deadline, so a
+	// hung store reads as not ready, not as a probe timeout.
+	ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
+	defer cancel()
+	if err := s.eng.Ready(ctx); err != nil {
+		if ctx.Err() != nil {
+			return engine.Errorf(engine.Unavailable, "not ready: the state store did not answer within 1s")
+		}
 		return err
 	}
 	return c.JSON(http.StatusOK, Readiness{Status: "ready", Model: s.eng.Model()})

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kefu-ai/kefu/internal/testenv"
+)
+
+// privateRedis starts a redis-server of the test's own on a free port (so that freezing
+// it touches no other test) and returns its address and process.
+func privateRedis(t *testing.T) (string, *exec.Cmd) {
+	t.Helper()
+	bin := testenv.Tool(t, "redis-server")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGCONT); cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not start")
+		}
+	}
+}
+
+// TestHungRedisFailsFast: with Redis frozen (SIGSTOP), a turn answers 503 within about
+// --redis-timeout and readiness within its own deadline; after SIGCONT turns answer at once.
+func TestHungRedisFailsFast(t *testing.T) {
+	addr, redis := privateRedis(t)
+	base, _ := startServe(t, "--redis", "redis://"+addr+"/0", "--redis-timeout", "300ms")
+	say := func(text string) (int, time.Duration) {
+		start := time.Now()
+		resp, err := http.Post(base+"/v1/conversations/hung-1/messages", "application/json", strings.NewReader(`{"text":`+quoteJSON(text)+`}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, time.Since(start)
+	}
+	if code, _ := say("hello"); code != 200 {
+		t.Fatalf("before: %d", code)
+	}
+	redis.Process.Signal(syscall.SIGSTOP)
+	code, took := say("where is my order")
+	if code != 503 || took > 2500*time.Millisecond {
+		t.Errorf("Redis frozen: %d after %s, want 503 within about 2×300ms", code, took)
+	}
+	start := time.Now()
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || time.Since(start) > 2*time.Second {
+		t.Errorf("readiness with Redis frozen: %d after %s", resp.StatusCode, time.Since(start))
+	}
+	redis.Process.Signal(syscall.SIGCONT)
+	var after time.Duration
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if code, took := say("where is my order"); code == 200 {
+			after = took
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no recovery within 5 s of SIGCONT")
+		}
+	}
+	t.Logf("frozen: 503 after %s; after SIGCONT a turn took %s", took.Round(time.Millisecond), after.Round(time.Millisecond))
+}
+
+func quoteJSON(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
