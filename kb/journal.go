@@ -25,7 +25,9 @@ type Journal struct {
 	dir string
 
 	mu        sync.Mutex
-	f         *os.File
+	f         appendFile
+	end       int64 // offset after the last committed line
+	broken    error // set when a failed write could not be cut off: no more commits
 	current   map[string]Change // by Change.Key
 	history   map[string][]Article
 	audit     []AuditEntry
@@ -69,7 +71,7 @@ func OpenJournal(dir string) (*Journal, error) {
 		f.Close()
 		return nil, err
 	}
-	j.f = f
+	j.f, j.end = f, good
 	if data, err := os.ReadFile(filepath.Join(dir, countsFile)); err == nil {
 		var saved struct {
 			Counts map[string]map[string]*Counts `json:"counts"`
@@ -170,6 +172,9 @@ func (j *Journal) Commit(ctx context.Context, changes []Change) error {
 		buf.Write(b)
 		buf.WriteByte('\n')
 	}
+	if j.broken != nil {
+		return fmt.Errorf("kb journal: refusing edits after a write that could not be undone (%v); restart kefu", j.broken)
+	}
 	if j.f != nil {
 		if _, err := j.f.Write(buf.Bytes()); err != nil {
 			return j.rollback(err)
@@ -177,6 +182,7 @@ func (j *Journal) Commit(ctx context.Context, changes []Change) error {
 		if err := j.f.Sync(); err != nil {
 			return j.rollback(err)
 		}
+		j.end += int64(buf.Len())
 	}
 	for _, c := range changes {
 		j.apply(c)
@@ -184,12 +190,26 @@ func (j *Journal) Commit(ctx context.Context, changes []Change) error {
 	return nil
 }
 
-// rollback cuts a partly written commit off the end of the file.
+// rollback cuts a failed commit (a part of it may be in the file) back to the end of the
+// last good line, so that the next commit does not glue onto a fragment. If even that
+// fails, the journal takes no more edits: an acknowledged edit must never be lost at the
+// next start.
 func (j *Journal) rollback(cause error) error {
-	if off, err := j.f.Seek(0, io.SeekCurrent); err == nil {
-		_ = j.f.Truncate(off)
+	if err := j.f.Truncate(j.end); err != nil {
+		j.broken = err
+	} else if _, err := j.f.Seek(j.end, io.SeekStart); err != nil {
+		j.broken = err
 	}
-	return fmt.Errorf("kb journal: %w", cause)
+	return fmt.Errorf("kb journal: the edit was not saved: %w", cause)
+}
+
+// appendFile is what the journal needs of its file (an *os.File; tests inject failures).
+type appendFile interface {
+	io.Writer
+	io.Seeker
+	Truncate(size int64) error
+	Sync() error
+	Close() error
 }
 
 // History implements Store.
