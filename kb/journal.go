@@ -26,8 +26,8 @@ type Journal struct {
 
 	mu        sync.Mutex
 	f         appendFile
-	end       int64 // offset after the last committed line
-	broken    error // set when a failed write could not be cut off: no more commits
+	end       int64             // offset after the last committed line
+	broken    error             // set when a failed write could not be cut off: no more commits
 	current   map[string]Change // by Change.Key
 	history   map[string][]Article
 	audit     []AuditEntry
