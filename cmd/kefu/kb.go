@@ -43,7 +43,7 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	return &storeFlags{
 		redisURL: fs.String("redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0; empty: conversations and the handoff outbox in memory, the KB journal under --data-dir"),
 		prefix:   fs.String("redis-prefix", "kefu", "prefix of every Redis key"),
-		dataDir:  fs.String("data-dir", "kefu-data", "where the knowledge base journal lives without Redis"),
+		dataDir:  fs.String("data-dir", "kefu-data", "without Redis: where the knowledge base journal and kefu.db (conversations, handoff outbox) live"),
 		dial:     fs.Duration("redis-dial-timeout", time.Second, "longest wait to connect to Redis"),
 		io:       fs.Duration("redis-timeout", 500*time.Millisecond, "longest wait for one Redis reply (blocking reads add their own wait): a hung Redis fails a turn with 503 after about this"),
 	}

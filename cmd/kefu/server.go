@@ -3,24 +3,28 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/kefu-ai/kefu/conversation"
+	convbolt "github.com/kefu-ai/kefu/conversation/boltstore"
 	convmem "github.com/kefu-ai/kefu/conversation/inmem"
 	convredis "github.com/kefu-ai/kefu/conversation/redisstore"
 	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/engine/httpapi"
 	"github.com/kefu-ai/kefu/handoff"
-	boxmem "github.com/kefu-ai/kefu/handoff/inmem"
+	boxbolt "github.com/kefu-ai/kefu/handoff/boltstore"
 	boxredis "github.com/kefu-ai/kefu/handoff/redisstore"
 	"github.com/kefu-ai/kefu/handoff/webhook"
 	"github.com/kefu-ai/kefu/kb"
@@ -159,10 +163,22 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 		state = "redis"
 		s.limiter = httpapi.NewRedisLimiter(rdb, cfg.RedisPrefix, log)
 	} else {
+		// One node: conversations and the outbox in one embedded file, committed before
+		// each answer, so that a crash loses no acknowledged turn or queued handoff.
 		s.limiter = httpapi.NewLocalLimiter()
-		store = convmem.NewStore(cfg.StateTTL)
+		db, err := openEmbedded(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		s.onClose(func() { db.Close() })
+		if store, err = convbolt.New(db, cfg.StateTTL); err != nil {
+			return err
+		}
+		if outbox, err = boxbolt.New(db, b.Handoff.Options); err != nil {
+			return err
+		}
 		calls = convmem.NewCalls(cfg.StateTTL)
-		outbox = boxmem.NewOutbox(b.Handoff.Options)
+		state = "embedded " + db.Path()
 	}
 	s.eng = engine.New(engine.Config{NLU: s.clf, Bot: dialogs.NewMachine(b, nil), Store: store, Outbox: outbox, Calls: calls, KB: s.knowledge, Logger: log})
 	boxCtx, stopBox := context.WithCancel(context.Background())
@@ -196,6 +212,23 @@ func deliveries(b *dialogs.Bot, handoffURL string, log *slog.Logger) (handoff.De
 		}
 		return err
 	}, nil
+}
+
+// openEmbedded opens (creating) dataDir/kefu.db, the single node's conversations and
+// outbox. A second process on the same folder is refused rather than waited for.
+func openEmbedded(dataDir string) (*bolt.DB, error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", dataDir, err)
+	}
+	path := filepath.Join(dataDir, "kefu.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s is in use by another kefu process (give each node its own --data-dir, or use --redis)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return db, nil
 }
 
 // redisLog sends go-redis's own log lines (dial retries and the like) to slog at debug
