@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	bolt "go.etcd.io/bbolt"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kefu-ai/kefu/engine/httpapi"
 	"github.com/kefu-ai/kefu/kb"
+	kbbolt "github.com/kefu-ai/kefu/kb/boltstore"
 	"github.com/kefu-ai/kefu/kb/redisstore"
 )
 
@@ -50,8 +52,9 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 }
 
 // openKBStore returns the knowledge base store, where it is, and a function that closes it:
-// on rdb when it is set, else the journal in dataDir.
-func openKBStore(rdb *redis.Client, prefix, dataDir string) (kb.Store, string, func(), error) {
+// on rdb when it is set, else the journal in dataDir, with its experiment counters in db
+// when given (the single node's kefu.db).
+func openKBStore(rdb *redis.Client, prefix, dataDir string, db *bolt.DB) (kb.Store, string, func(), error) {
 	if rdb != nil {
 		return redisstore.New(rdb, redisstore.Options{Prefix: prefix}), "redis " + rdb.Options().Addr, func() {}, nil
 	}
@@ -63,7 +66,38 @@ func openKBStore(rdb *redis.Client, prefix, dataDir string) (kb.Store, string, f
 	if j.Recovered > 0 {
 		slog.Warn("kb journal: dropped a torn last entry", "bytes", j.Recovered, "file", where)
 	}
+	if db != nil {
+		counters, err := kbbolt.New(db)
+		if err != nil {
+			j.Close()
+			return nil, "", nil, err
+		}
+		return journalCounting{j, counters}, where, func() { j.Close() }, nil
+	}
 	return j, where, func() { j.Close() }, nil
+}
+
+// journalCounting is the journal for articles with its experiment counters in kefu.db,
+// committed as they change instead of saved at shutdown.
+type journalCounting struct {
+	*kb.Journal
+	counters *kbbolt.Counters
+}
+
+func (j journalCounting) Expose(ctx context.Context, exp, variant, conv string) (bool, error) {
+	return j.counters.Expose(ctx, exp, variant, conv)
+}
+
+func (j journalCounting) Outcome(ctx context.Context, exp, conv, kind string, fields map[string]int64) (bool, error) {
+	return j.counters.Outcome(ctx, exp, conv, kind, fields)
+}
+
+func (j journalCounting) Counts(ctx context.Context, exp string) (map[string]kb.Counts, error) {
+	return j.counters.Counts(ctx, exp)
+}
+
+func (j journalCounting) Forget(ctx context.Context, exp, conv string) error {
+	return j.counters.Forget(ctx, exp, conv)
 }
 
 // seedKB imports the embedded bot bundle's kb/ articles whose ids the store does not hold
@@ -179,7 +213,7 @@ func kbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer rdb.Close()
 	}
-	st, where, closeStore, err := openKBStore(rdb, *store.prefix, *store.dataDir)
+	st, where, closeStore, err := openKBStore(rdb, *store.prefix, *store.dataDir, nil) // articles only: no counters
 	if err != nil {
 		return err
 	}

@@ -300,7 +300,7 @@ func TestStartupErrorsAreOneLine(t *testing.T) {
 		want string
 	}{
 		{"unreachable Redis", []string{"--redis", "redis://127.0.0.1:1/0"}, "redis at 127.0.0.1:1"},
-		{"data dir under a file", []string{"--data-dir", filepath.Join(file, "kefu-data")}, "knowledge base in " + filepath.Join(file, "kefu-data")},
+		{"data dir under a file", []string{"--data-dir", filepath.Join(file, "kefu-data")}, "data dir " + filepath.Join(file, "kefu-data")},
 		{"invalid bot bundle", []string{"--bot", badBot}, "bot.yaml:3: responses.clarify: no en text"},
 		{"invalid model bundle", []string{"--model", badModel}, "model.json"},
 	} {

@@ -122,7 +122,14 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 		return fmt.Errorf("bot bundle %s: %w", where, err)
 	}
 
-	st, kbWhere, closeKB, err := openKBStore(rdb, cfg.RedisPrefix, cfg.DataDir)
+	var db *bolt.DB // the single node's kefu.db: conversations, outbox, KB counters
+	if rdb == nil {
+		if db, err = openEmbedded(cfg.DataDir); err != nil {
+			return err
+		}
+		s.onClose(func() { db.Close() })
+	}
+	st, kbWhere, closeKB, err := openKBStore(rdb, cfg.RedisPrefix, cfg.DataDir, db)
 	if err != nil {
 		return err
 	}
@@ -166,11 +173,6 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 		// One node: conversations and the outbox in one embedded file, committed before
 		// each answer, so that a crash loses no acknowledged turn or queued handoff.
 		s.limiter = httpapi.NewLocalLimiter()
-		db, err := openEmbedded(cfg.DataDir)
-		if err != nil {
-			return err
-		}
-		s.onClose(func() { db.Close() })
 		if store, err = convbolt.New(db, cfg.StateTTL); err != nil {
 			return err
 		}
