@@ -134,7 +134,7 @@ func (j *Journal) Load(ctx context.Context) (*Snapshot, error) {
 	if j.closed {
 		return nil, ErrClosed
 	}
-	s := &Snapshot{Cursor: fmt.Sprint(len(j.audit)), Versions: map[string]int64{}}
+	s := &Snapshot{Cursor: fmt.Sprint(len(j.audit)), Versions: map[string]int64{}, Generation: "journal"}
 	for key, c := range j.current {
 		s.Versions[key] = c.Version()
 		switch {

@@ -38,6 +38,7 @@ type KB struct {
 	articles    map[string]*Article
 	experiments map[string]*Experiment
 	versions    map[string]int64 // by Change.Key, deleted articles included
+	generation  string           // the store content's generation when loaded
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -69,12 +70,56 @@ func Open(ctx context.Context, store Store, opt Options) (*KB, error) {
 	return k, nil
 }
 
+// reload loads the store again after its change feed failed. A store that lost its data
+// (it had a generation, now it has none: a Redis restarted without persistence) is not
+// loaded: the KB keeps serving its last copy and writes it back, articles and experiments
+// at version 1 (another node doing the same at once makes this one's write a harmless
+// conflict), then loads that.
+func (k *KB) reload(ctx context.Context) (*Snapshot, error) {
+	snap, err := k.store.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kb load: %w", err)
+	}
+	k.mu.RLock()
+	had := k.generation
+	var changes []Change
+	if had != "" && snap.Generation == "" {
+		now := k.opt.Now()
+		audit := AuditEntry{Time: now, Actor: "kefu", Action: "reseed"}
+		for _, a := range k.articles {
+			c := *a
+			c.Version = 1
+			changes = append(changes, Change{Article: &c, Audit: AuditEntry{Time: now, Actor: audit.Actor, Action: audit.Action, Kind: "article", ID: c.ID, Version: 1}})
+		}
+		for _, e := range k.experiments {
+			c := *e
+			c.Version = 1
+			changes = append(changes, Change{Experiment: &c, Audit: AuditEntry{Time: now, Actor: audit.Actor, Action: audit.Action, Kind: "experiment", ID: c.ID, Version: 1}})
+		}
+	}
+	k.mu.RUnlock()
+	if changes == nil {
+		return k.loaded(snap)
+	}
+	k.opt.Logger.Error("kb store lost its data (a Redis without persistence restarted?): serving the last copy and writing it back",
+		"records", len(changes))
+	if err := k.store.Commit(ctx, changes); err != nil && !errors.Is(err, ErrConflict) {
+		return nil, fmt.Errorf("kb re-seed: %w", err)
+	}
+	return k.load(ctx)
+}
+
 // load replaces the in-memory state and the index with the store's content.
 func (k *KB) load(ctx context.Context) (*Snapshot, error) {
 	snap, err := k.store.Load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("kb load: %w", err)
 	}
+	return k.loaded(snap)
+}
+
+// loaded replaces the in-memory state and the index with snap.
+func (k *KB) loaded(snap *Snapshot) (*Snapshot, error) {
 	idx, err := NewIndex()
 	if err != nil {
 		return nil, err
@@ -104,7 +149,7 @@ func (k *KB) load(ctx context.Context) (*Snapshot, error) {
 	k.wmu.Lock()
 	k.mu.Lock()
 	old := k.idx
-	k.idx, k.articles, k.experiments, k.versions = idx, articles, experiments, versions
+	k.idx, k.articles, k.experiments, k.versions, k.generation = idx, articles, experiments, versions, snap.Generation
 	k.mu.Unlock()
 	k.wmu.Unlock()
 	if old != nil {
@@ -128,7 +173,7 @@ func (k *KB) follow(ctx context.Context, cursor string) {
 				return
 			case <-time.After(k.opt.RetryWait):
 			}
-			snap, err := k.load(ctx)
+			snap, err := k.reload(ctx)
 			if err == nil {
 				cursor = snap.Cursor
 				break
@@ -144,6 +189,9 @@ func (k *KB) apply(changes ...Change) {
 	defer k.wmu.Unlock()
 	var put []*Article
 	k.mu.Lock()
+	if k.generation == "" && len(changes) > 0 {
+		k.generation = "written" // the store has content now, so it has a generation
+	}
 	for _, c := range changes {
 		if c.Version() <= k.versions[c.Key()] {
 			continue

@@ -36,6 +36,9 @@ type Snapshot struct {
 	// deleted articles included (a re-created id continues its versions).
 	Versions map[string]int64
 	Cursor   string
+	// Generation names the store's content: it is set with the first write and only a store
+	// that lost its data (a Redis restarted without persistence) comes back without it.
+	Generation string
 }
 
 // Change is one new version of an article or an experiment, with its audit entry.

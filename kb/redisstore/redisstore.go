@@ -74,6 +74,9 @@ func (s *Store) Load(ctx context.Context) (*kb.Snapshot, error) {
 	if len(last) > 0 {
 		snap.Cursor = last[0].ID
 	}
+	if snap.Generation, err = s.rdb.Get(ctx, s.key("generation")).Result(); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, unavailable(err)
+	}
 	vers, err := s.rdb.HGetAll(ctx, s.key("versions")).Result()
 	if err != nil {
 		return nil, unavailable(err)
@@ -170,6 +173,10 @@ func (s *Store) Commit(ctx context.Context, changes []kb.Change) error {
 		}
 		keys = append(keys, s.key("history", id))
 		args = append(args, c.Key(), kind, id, c.Version(), deleted, record, change, audit)
+	}
+	// The generation is set before the first write: a store with content always has one.
+	if err := s.rdb.SetNX(ctx, s.key("generation"), fmt.Sprintf("%x", time.Now().UnixNano()), 0).Err(); err != nil {
+		return unavailable(err)
 	}
 	err := commitScript.Run(ctx, s.rdb, keys, args...).Err()
 	if err != nil && strings.HasPrefix(err.Error(), "CONFLICT ") {
