@@ -230,6 +230,9 @@ func openEmbedded(dataDir string) (*bolt.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	// Concurrent turns share one commit (bbolt's Batch); a lone turn waits at most 2 ms for
+	// company instead of bbolt's default 10.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	return db, nil
 }
 

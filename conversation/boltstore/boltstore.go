@@ -81,7 +81,7 @@ func (s *Store) Load(_ context.Context, id string) (*conversation.Conversation, 
 // conversation.ErrConflict otherwise. The write is on disk when Save returns.
 func (s *Store) Save(_ context.Context, c *conversation.Conversation) error {
 	now := s.now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		var cur int64
 		switch old, err := s.get(tx, c.ID); {
 		case err == nil:
@@ -137,7 +137,7 @@ func sweep(b *bolt.Bucket, now time.Time) error {
 
 // Delete erases c if it is stored at c.Version.
 func (s *Store) Delete(_ context.Context, c *conversation.Conversation) error {
-	return translate(s.db.Update(func(tx *bolt.Tx) error {
+	return translate(s.db.Batch(func(tx *bolt.Tx) error {
 		old, err := s.get(tx, c.ID)
 		if err != nil {
 			return err

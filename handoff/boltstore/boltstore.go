@@ -74,7 +74,7 @@ func unavailable(err error) error {
 // Enqueue adds d unless a delivery with its key was enqueued in the last 7 days; it is on
 // disk when Enqueue returns.
 func (o *Outbox) Enqueue(_ context.Context, d handoff.Delivery) error {
-	err := o.db.Update(func(tx *bolt.Tx) error {
+	err := o.db.Batch(func(tx *bolt.Tx) error {
 		keys := tx.Bucket(keysB)
 		if v := keys.Get([]byte(d.Key)); v != nil && time.Since(time.UnixMilli(int64(binary.BigEndian.Uint64(v)))) < keep {
 			return nil
@@ -232,28 +232,29 @@ func (o *Outbox) attempt(ctx context.Context, e *entry, deliver handoff.Deliver)
 	if ctx.Err() != nil {
 		return // shutting down: it stays pending, on disk
 	}
-	o.db.Update(func(tx *bolt.Tx) error {
+	o.db.Batch(func(tx *bolt.Tx) error {
 		pending := tx.Bucket(pendingB)
 		if pending.Get([]byte(e.Key)) == nil {
 			return nil // erased meanwhile
 		}
-		e.Attempts++
+		next := *e // Batch may run this twice: e stays as it was
+		next.Attempts++
 		switch {
 		case err == nil:
 			return pending.Delete([]byte(e.Key))
-		case e.Attempts >= o.opt.MaxAttempts:
+		case next.Attempts >= o.opt.MaxAttempts:
 			dead := tx.Bucket(deadB)
 			seq, _ := dead.NextSequence()
 			var k [8]byte
 			binary.BigEndian.PutUint64(k[:], seq)
-			data, _ := json.Marshal(handoff.DeadLetter{Delivery: e.Delivery, Attempts: e.Attempts, Error: err.Error(), At: time.Now()})
+			data, _ := json.Marshal(handoff.DeadLetter{Delivery: e.Delivery, Attempts: next.Attempts, Error: err.Error(), At: time.Now()})
 			if err := dead.Put(k[:], data); err != nil {
 				return err
 			}
 			return pending.Delete([]byte(e.Key))
 		}
-		e.Due, e.Error = time.Now().Add(handoff.Jitter(o.opt.Wait(e.Attempts))), err.Error()
-		data, _ := json.Marshal(e)
+		next.Due, next.Error = time.Now().Add(handoff.Jitter(o.opt.Wait(next.Attempts))), err.Error()
+		data, _ := json.Marshal(next)
 		return pending.Put([]byte(e.Key), data)
 	})
 }

@@ -67,7 +67,10 @@ func unavailable(err error) error {
 // Expose implements kb.Counters.
 func (c *Counters) Expose(_ context.Context, exp, variant, conv string) (bool, error) {
 	first := false
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	// Batch coalesces concurrent writers into one commit and may run a function twice:
+	// every result is set afresh on each run.
+	err := c.db.Batch(func(tx *bolt.Tx) error {
+		first = false
 		marks := tx.Bucket(marksB)
 		if marks.Get(mark(exp, "seen", conv)) != nil {
 			return nil
@@ -84,7 +87,8 @@ func (c *Counters) Expose(_ context.Context, exp, variant, conv string) (bool, e
 // Outcome implements kb.Counters.
 func (c *Counters) Outcome(_ context.Context, exp, conv, kind string, fields map[string]int64) (bool, error) {
 	counted := false
-	err := c.db.Update(func(tx *bolt.Tx) error {
+	err := c.db.Batch(func(tx *bolt.Tx) error {
+		counted = false
 		marks := tx.Bucket(marksB)
 		variant := marks.Get(mark(exp, "seen", conv))
 		if variant == nil || marks.Get(mark(exp, kind, conv)) != nil {
