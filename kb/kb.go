@@ -103,8 +103,12 @@ func (k *KB) reload(ctx context.Context) (*Snapshot, error) {
 	}
 	k.opt.Logger.Error("kb store lost its data (a Redis without persistence restarted?): serving the last copy and writing it back",
 		"records", len(changes))
-	if err := k.store.Commit(ctx, changes); err != nil && !errors.Is(err, ErrConflict) {
-		return nil, fmt.Errorf("kb re-seed: %w", err)
+	// One record at a time: another node writing back its copy at the same moment makes
+	// only the records it wrote first conflict, and each node adds what the other lacks.
+	for _, c := range changes {
+		if err := k.store.Commit(ctx, []Change{c}); err != nil && !errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("kb re-seed: %w", err)
+		}
 	}
 	return k.load(ctx)
 }

@@ -74,15 +74,16 @@ func (s *Store) Load(ctx context.Context) (*kb.Snapshot, error) {
 	if len(last) > 0 {
 		snap.Cursor = last[0].ID
 	}
-	if snap.Generation, err = s.rdb.Get(ctx, s.key("generation")).Result(); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable(err)
-	}
 	vers, err := s.rdb.HGetAll(ctx, s.key("versions")).Result()
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	snap.Versions = make(map[string]int64, len(vers))
 	for k, v := range vers {
+		if k == "~generation" { // set by the first commit: a store with content has it
+			snap.Generation = v
+			continue
+		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("redis %s field %q: %q is not a version", s.key("versions"), k, v)
@@ -127,6 +128,7 @@ for i = 0, n - 1 do
     return redis.error_reply('CONFLICT ' .. k .. ' is at version ' .. cur .. ', not ' .. (v - 1))
   end
 end
+redis.call('HSETNX', KEYS[1], '~generation', ARGV[2 + n*8])
 for i = 0, n - 1 do
   local b = 2 + i*8
   local k, kind, id, v, deleted = ARGV[b], ARGV[b+1], ARGV[b+2], ARGV[b+3], ARGV[b+4]
@@ -174,10 +176,9 @@ func (s *Store) Commit(ctx context.Context, changes []kb.Change) error {
 		keys = append(keys, s.key("history", id))
 		args = append(args, c.Key(), kind, id, c.Version(), deleted, record, change, audit)
 	}
-	// The generation is set before the first write: a store with content always has one.
-	if err := s.rdb.SetNX(ctx, s.key("generation"), fmt.Sprintf("%x", time.Now().UnixNano()), 0).Err(); err != nil {
-		return unavailable(err)
-	}
+	// The generation is set with the first write, in the same script: a store with content
+	// always has one.
+	args = append(args, fmt.Sprintf("%x", time.Now().UnixNano()))
 	err := commitScript.Run(ctx, s.rdb, keys, args...).Err()
 	if err != nil && strings.HasPrefix(err.Error(), "CONFLICT ") {
 		return fmt.Errorf("%s: %w", strings.TrimPrefix(err.Error(), "CONFLICT "), kb.ErrConflict)

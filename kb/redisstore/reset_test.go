@@ -45,7 +45,7 @@ func TestKBSurvivesARedisThatLostItsData(t *testing.T) {
 	if _, err := a.CreateExperiment(ctx, kb.Experiment{ID: "wording", Article: "refund-time", Variants: []kb.Arm{{Answer: "v1", Weight: 1}, {Answer: "v2", Weight: 1}}}, "ann"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() bool { return b.Len() == 2 })
+	waitFor(t, 5*time.Second, func() bool { _, err := b.Experiment("wording"); return b.Len() == 2 && err == nil })
 
 	proxy.Down() // Redis goes away...
 	iter := direct.Scan(ctx, 0, prefix+"*", 1000).Iterator()
