@@ -156,7 +156,7 @@ func TestNewHandoffsAreNotHeldBehindOldOnesInBackoff(t *testing.T) {
 	waitFor(t, 10*time.Second, "new ones attempted", func() bool { _, n := d.count(fresh...); return n == 10 })
 	d.failing.Store(false)
 	took := waitFor(t, 10*time.Second, "new ones delivered after the desk recovered", func() bool { n, _ := d.count(fresh...); return n == 10 })
-	if took > 3*time.Second {
+	if took > 5*time.Second { // behind 100 old ones the first 64 only were ever looked at: never
 		t.Errorf("the new handoffs took %s after the desk recovered; their back-off is about 1.2 s", took)
 	}
 	if n, _ := d.count(old...); n > 0 {
