@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -60,7 +61,7 @@ func customize(_ string, t reflect.Type, tag reflect.StructTag, s *openapi3.Sche
 		for _, f := range reflect.VisibleFields(t) {
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if !f.Anonymous && f.IsExported() && name != "-" && f.Tag.Get("required") == "true" {
-				s.Required = append(s.Required, cmpOr(name, f.Name))
+				s.Required = append(s.Required, cmp.Or(name, f.Name))
 			}
 		}
 		return nil // a struct's schema is shared: field tags describe the field, not its type
@@ -92,10 +93,10 @@ func customize(_ string, t reflect.Type, tag reflect.StructTag, s *openapi3.Sche
 		return &f, nil
 	}
 	var err error
-	if s.Min, err = cmpPtr(num("minimum")); err != nil {
+	if s.Min, err = num("minimum"); err != nil {
 		return err
 	}
-	if s.Max, err = cmpPtr(num("maximum")); err != nil {
+	if s.Max, err = num("maximum"); err != nil {
 		return err
 	}
 	for key, dst := range map[string]*uint64{"minLength": &s.MinLength, "minItems": &s.MinItems} {
@@ -134,15 +135,6 @@ func customize(_ string, t reflect.Type, tag reflect.StructTag, s *openapi3.Sche
 	return nil
 }
 
-func cmpPtr(p *float64, err error) (*float64, error) { return p, err }
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // schemaName names a type's component schema: its Go name, capitalised; errorBody is Error.
 func schemaName(t reflect.Type) string {
 	if t == reflect.TypeFor[errorBody]() {
@@ -169,7 +161,7 @@ func (s *Server) document(rs []route) (*openapi3.T, error) {
 	}
 	doc := &openapi3.T{
 		OpenAPI: "3.0.3",
-		Info: &openapi3.Info{Title: "kefu", Version: cmpOr(s.cfg.Version, "dev"),
+		Info: &openapi3.Info{Title: "kefu", Version: cmp.Or(s.cfg.Version, "dev"),
 			Description: "kefu, a conversation engine for customer service. Every error answers with one shape " +
 				"(Error: a code, a message and the request id), with the HTTP status of its code.",
 		},
@@ -251,7 +243,7 @@ func (s *Server) document(rs []route) (*openapi3.T, error) {
 			}
 			op.RequestBody = &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).WithContent(content)}
 		}
-		ok := openapi3.NewResponse().WithDescription(statusText(r.status))
+		ok := openapi3.NewResponse().WithDescription(http.StatusText(r.status))
 		switch {
 		case r.resp != nil:
 			ref, err := schemaOf(r.resp)
@@ -272,7 +264,7 @@ func (s *Server) document(rs []route) (*openapi3.T, error) {
 		}
 		op.Responses.Set(strconv.Itoa(r.status), &openapi3.ResponseRef{Value: ok})
 		for _, code := range r.errors(open) {
-			resp := openapi3.NewResponse().WithDescription(statusText(code)).WithJSONSchemaRef(errRef)
+			resp := openapi3.NewResponse().WithDescription(http.StatusText(code)).WithJSONSchemaRef(errRef)
 			if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 				resp.Headers = openapi3.Headers{"Retry-After": {Value: &openapi3.Header{Parameter: openapi3.Parameter{
 					Description: "seconds to wait before trying again", Schema: openapi3.NewIntegerSchema().NewRef()}}}}

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"fmt"
-	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
@@ -208,6 +207,3 @@ func bindQuery(c echo.Context, q any) error {
 	}
 	return nil
 }
-
-// statusText is the description of a status in the document.
-func statusText(code int) string { return http.StatusText(code) }
