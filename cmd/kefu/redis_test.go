@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -86,3 +87,17 @@ func TestHungRedisFailsFast(t *testing.T) {
 }
 
 func quoteJSON(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
+
+// TestBenchHTTPOpenLoop: kefu bench http --rate sends at the fixed rate, reports latency
+// from each message's due time, and reads the server's CPU per message from /metrics.
+func TestBenchHTTPOpenLoop(t *testing.T) {
+	base, _ := startServe(t)
+	var out strings.Builder
+	if err := benchHTTP(t.Context(), []string{"--url", base, "--rate", "40", "--duration", "1s", "--warmup", "0"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	line := out.String()
+	if !strings.Contains(line, "rate     40/s") || !strings.Contains(line, "errors 0") || !strings.Contains(line, "(40 sent in") || !strings.Contains(line, "µs/message") {
+		t.Errorf("bench output: %s", line)
+	}
+}
