@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -101,4 +102,37 @@ func (o Options) Attempt(ctx context.Context, deliver Deliver, d Delivery) error
 	ctx, cancel := context.WithTimeout(ctx, o.Defaults().Timeout)
 	defer cancel()
 	return deliver(ctx, d)
+}
+
+// RunPool is the delivery loop of a single node's outbox (in memory, embedded file): it
+// asks next for a due delivery, runs attempt on it with at most n in flight, and when
+// nothing is due waits for wake or the wait next returned, until ctx ends. It returns once
+// every attempt has returned.
+func RunPool[T any](ctx context.Context, n int, wake <-chan struct{}, next func() (T, bool, time.Duration), attempt func(T)) {
+	slots := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select { // a free slot first
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		it, ok, wait := next()
+		if !ok {
+			<-slots
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			case <-time.After(wait):
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			attempt(it)
+		}()
+	}
 }

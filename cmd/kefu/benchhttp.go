@@ -159,14 +159,9 @@ func openLoop(ctx context.Context, url, key, metricsKey string, rate float64, d 
 	wg.Wait()
 	secs := time.Since(start).Seconds()
 	slices.Sort(lat)
-	r := openRun{Rate: rate, Sent: n, Seconds: secs, PerSecond: float64(statuses["200"]) / secs, Statuses: statuses}
+	r := openRun{Rate: rate, Sent: n, Seconds: secs, PerSecond: float64(statuses["200"]) / secs, Statuses: statuses, Errors: failures(statuses)}
 	if len(lat) > 0 {
 		r.P50MS, r.P99MS = quantile(lat, 0.5), quantile(lat, 0.99)
-	}
-	for k, v := range statuses {
-		if k != "200" {
-			r.Errors += v
-		}
 	}
 	if cpu1, ok := serverCPU(ctx, client, url, metricsKey); ok && cpuOK && n > 0 {
 		us := (cpu1 - cpu0) / float64(n) * 1e6
@@ -268,11 +263,17 @@ func loadRun(ctx context.Context, url, key string, n int, d time.Duration, tag s
 	}
 	slices.Sort(lat)
 	r := httpRun{Conversations: n, Messages: len(lat), Seconds: secs, PerSecond: float64(statuses["200"]) / secs,
-		P50MS: quantile(lat, 0.5), P99MS: quantile(lat, 0.99), Statuses: statuses}
+		P50MS: quantile(lat, 0.5), P99MS: quantile(lat, 0.99), Statuses: statuses, Errors: failures(statuses)}
+	return r, nil
+}
+
+// failures counts the answers other than 200 (and the requests with no answer).
+func failures(statuses map[string]int) int {
+	n := 0
 	for k, v := range statuses {
 		if k != "200" {
-			r.Errors += v
+			n += v
 		}
 	}
-	return r, nil
+	return n
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kefu-ai/kefu/internal/testenv"
 )
@@ -60,35 +58,7 @@ func freeAddr(t *testing.T) string {
 // TestServeEmbeddedModel starts `kefu serve` with no model flag, as `make run` does, and talks
 // to it over HTTP in both languages.
 func TestServeEmbeddedModel(t *testing.T) {
-	lib, err := testenv.ORTLibrary()
-	if err != nil {
-		testenv.Unavailable(t, "ONNX Runtime", err)
-	}
-	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	var logs bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, []string{"--addr", addr, "--ort-lib", lib, "--data-dir", t.TempDir()}, &logs)
-	}()
-	base := "http://" + addr
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready: %v\n%s", err, logs.String())
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve returned early: %v\n%s", err, logs.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	base, stop := startServe(t)
 	for text, want := range map[string]string{"where is my parcel": "order_status", "我要退款": "refund", "转人工": "human_agent"} {
 		resp, err := http.Post(base+"/v1/nlu/parse", "application/json", strings.NewReader(fmt.Sprintf(`{"text": %q}`, text)))
 		if err != nil {
@@ -103,15 +73,15 @@ func TestServeEmbeddedModel(t *testing.T) {
 			t.Errorf("%q: intent %q, want %q", text, out.Heads["intent"].Label, want)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
+	logs, err := stop()
+	if err != nil {
 		t.Errorf("serve: %v", err)
 	}
-	if strings.Contains(logs.String(), "我要退款") || strings.Contains(logs.String(), "parcel") {
+	if strings.Contains(logs, "我要退款") || strings.Contains(logs, "parcel") {
 		t.Error("message text appears in the logs")
 	}
-	if !strings.Contains(logs.String(), `"msg":"kefu serving"`) {
-		t.Errorf("no start line in logs:\n%s", logs.String())
+	if !strings.Contains(logs, `"msg":"kefu serving"`) {
+		t.Errorf("no start line in logs:\n%s", logs)
 	}
 }
 

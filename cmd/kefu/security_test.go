@@ -20,8 +20,8 @@ import (
 // Tests named after the security review's findings about start-up and reload (issue 17).
 
 // startServe runs serve in this process until the test ends; it returns the base URL and
-// a function that stops the server and returns its log.
-func startServe(t *testing.T, args ...string) (string, func() string) {
+// a function that stops the server and returns its log and what serve returned.
+func startServe(t *testing.T, args ...string) (string, func() (string, error)) {
 	t.Helper()
 	lib, err := testenv.ORTLibrary()
 	if err != nil {
@@ -51,14 +51,15 @@ func startServe(t *testing.T, args ...string) (string, func() string) {
 			t.Fatalf("server not ready\n%s", logs.String())
 		}
 	}
-	stopped := false
-	stop := func() string {
+	var stopped bool
+	var served error
+	stop := func() (string, error) {
 		if !stopped {
 			stopped = true
 			cancel()
-			<-done
+			served = <-done
 		}
-		return logs.String()
+		return logs.String(), served
 	}
 	t.Cleanup(func() { stop() })
 	return base, stop
@@ -80,7 +81,7 @@ func TestShortSigningSecretRefusedOffLoopback(t *testing.T) {
 func TestStartupLogShowsNoHandoffCredentials(t *testing.T) {
 	t.Setenv("KEFU_HANDOFF_SECRET", "a-development-secret-of-32-bytes!")
 	_, stop := startServe(t, "--handoff-url", "http://desk-user:hunter2@127.0.0.1:9/handoff?token=tok-secret")
-	logs := stop()
+	logs, _ := stop()
 	if strings.Contains(logs, "hunter2") || strings.Contains(logs, "tok-secret") || strings.Contains(logs, "desk-user") || !strings.Contains(logs, `"handoff_url":"http://127.0.0.1:9/handoff?…"`) {
 		t.Errorf("logs:\n%s", logs)
 	}

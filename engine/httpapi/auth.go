@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
 
 	"github.com/kefu-ai/kefu/engine"
 )
@@ -149,12 +150,7 @@ func sourceIP(c echo.Context) string {
 // keys cannot be guessed at speed. It is per process.
 type guessLimit struct {
 	mu    sync.Mutex
-	addrs map[string]*guessEntry
-}
-
-type guessEntry struct {
-	tokens float64
-	last   time.Time
+	addrs map[string]*rate.Limiter
 }
 
 // Failed-authentication budget per source address.
@@ -163,36 +159,16 @@ const (
 	FailedAuthEvery = 6 * time.Second
 )
 
-func (g *guessLimit) entry(ip string, now time.Time) *guessEntry {
-	if g.addrs == nil {
-		g.addrs = map[string]*guessEntry{}
-	}
-	e := g.addrs[ip]
-	if e == nil {
-		if len(g.addrs) > 100_000 { // a flood of addresses: forget the old ones
-			for k, v := range g.addrs {
-				if now.Sub(v.last) > FailedAuthBurst*FailedAuthEvery {
-					delete(g.addrs, k)
-				}
-			}
-		}
-		e = &guessEntry{tokens: FailedAuthBurst, last: now}
-		g.addrs[ip] = e
-	}
-	e.tokens = min(FailedAuthBurst, e.tokens+now.Sub(e.last).Seconds()/FailedAuthEvery.Seconds())
-	e.last = now
-	return e
-}
-
 // blocked says how long ip must still wait, 0 if it may try.
 func (g *guessLimit) blocked(ip string, now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if e := g.addrs[ip]; e == nil {
+	lim := g.addrs[ip]
+	if lim == nil {
 		return 0
 	}
-	if e := g.entry(ip, now); e.tokens < 1 {
-		return time.Duration((1 - e.tokens) * float64(FailedAuthEvery))
+	if tokens := lim.TokensAt(now); tokens < 1 {
+		return time.Duration((1 - tokens) * float64(FailedAuthEvery))
 	}
 	return 0
 }
@@ -201,8 +177,22 @@ func (g *guessLimit) blocked(ip string, now time.Time) time.Duration {
 func (g *guessLimit) failed(ip string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	e := g.entry(ip, now)
-	e.tokens = max(0, e.tokens-1)
+	if g.addrs == nil {
+		g.addrs = map[string]*rate.Limiter{}
+	}
+	lim := g.addrs[ip]
+	if lim == nil {
+		if len(g.addrs) > 100_000 { // a flood of addresses: forget those whose budget is whole again
+			for k, l := range g.addrs {
+				if l.TokensAt(now) >= FailedAuthBurst {
+					delete(g.addrs, k)
+				}
+			}
+		}
+		lim = rate.NewLimiter(rate.Every(FailedAuthEvery), FailedAuthBurst)
+		g.addrs[ip] = lim
+	}
+	lim.AllowN(now, 1) // takes a token when there is one; a refused failure needs none
 }
 
 // ctxActor and ctxKey are where the middleware leaves the caller's name (KB audit log)

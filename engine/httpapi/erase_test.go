@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -42,10 +40,7 @@ func TestDeleteErasesEveryCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { k.Close() })
-	path := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "kb", "faq.yaml")
-	data, _ := os.ReadFile(path)
-	arts, _ := kb.ParseYAML(path, data)
-	if _, err := k.Import(ctx, arts, "bundle", true); err != nil {
+	if _, err := k.Import(ctx, bundleArticles(t), "bundle", true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := k.CreateExperiment(ctx, kb.Experiment{ID: "wording", Article: "refund-time", Variants: []kb.Arm{{Answer: "v1", Weight: 1}, {Answer: "short", Weight: 1}}}, "ann"); err != nil {

@@ -301,16 +301,22 @@ func bundleModelAndKB(t testing.TB) (*models.Classifier, *kb.KB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { k.Close() })
+	if _, err := k.Import(context.Background(), bundleArticles(t), "bundle", true); err != nil {
+		t.Fatal(err)
+	}
+	return clf, k
+}
+
+// bundleArticles are the demo bot's knowledge-base articles.
+func bundleArticles(t testing.TB) []kb.Article {
+	t.Helper()
 	path := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "kb", "faq.yaml")
 	data, _ := os.ReadFile(path)
 	arts, err := kb.ParseYAML(path, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.Import(context.Background(), arts, "bundle", true); err != nil {
-		t.Fatal(err)
-	}
-	return clf, k
+	return arts
 }
 
 // FuzzQuery: whatever query string an editor sends to the routes that bind one, the answer

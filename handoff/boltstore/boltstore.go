@@ -157,8 +157,8 @@ func (o *Outbox) Erase(_ context.Context, conv string) error {
 	}))
 }
 
-// next finds a due delivery nobody is delivering, and the wait until the next one is due.
-func (o *Outbox) next() (*entry, time.Duration) {
+// next finds a due delivery nobody is delivering (and marks it), or the wait until one is due.
+func (o *Outbox) next() (*entry, bool, time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var found *entry
@@ -181,40 +181,16 @@ func (o *Outbox) next() (*entry, time.Duration) {
 			return nil
 		})
 	})
-	if found != nil {
-		o.busy[found.Key] = true
+	if found == nil {
+		return nil, false, wait
 	}
-	return found, wait
+	o.busy[found.Key] = true
+	return found, true, 0
 }
 
 // Run delivers until ctx ends, with at most Options.Concurrency deliveries in flight.
 func (o *Outbox) Run(ctx context.Context, deliver handoff.Deliver) {
-	slots := make(chan struct{}, o.opt.Concurrency)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		e, wait := o.next()
-		if e == nil {
-			<-slots
-			select {
-			case <-ctx.Done():
-				return
-			case <-o.wake:
-			case <-time.After(wait):
-			}
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			o.attempt(ctx, e, deliver)
-		}()
-	}
+	handoff.RunPool(ctx, o.opt.Concurrency, o.wake, o.next, func(e *entry) { o.attempt(ctx, e, deliver) })
 }
 
 // attempt delivers e once and records the outcome on disk.

@@ -85,49 +85,26 @@ func (o *Outbox) Dead(context.Context) ([]handoff.DeadLetter, error) {
 // Run delivers until ctx ends, in order of due time, with at most Options.Concurrency
 // deliveries in flight.
 func (o *Outbox) Run(ctx context.Context, deliver handoff.Deliver) {
-	slots := make(chan struct{}, o.opt.Concurrency)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		select { // a free slot first
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		o.mu.Lock()
-		var next *item
-		now := time.Now()
-		wait := time.Hour
-		for _, it := range o.queue {
-			if it.busy {
-				continue
-			}
-			if !it.due.After(now) {
-				next = it
-				break
-			}
-			wait = min(wait, it.due.Sub(now))
-		}
-		if next != nil {
-			next.busy = true
-		}
-		o.mu.Unlock()
-		if next == nil {
-			<-slots
-			select {
-			case <-ctx.Done():
-				return
-			case <-o.wake:
-			case <-time.After(wait):
-			}
+	handoff.RunPool(ctx, o.opt.Concurrency, o.wake, o.next, func(it *item) { o.attempt(ctx, it, deliver) })
+}
+
+// next finds a due delivery nobody is delivering (and marks it), or the wait until one is due.
+func (o *Outbox) next() (*item, bool, time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	wait := time.Hour
+	for _, it := range o.queue {
+		if it.busy {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			o.attempt(ctx, next, deliver)
-		}()
+		if !it.due.After(now) {
+			it.busy = true
+			return it, true, 0
+		}
+		wait = min(wait, it.due.Sub(now))
 	}
+	return nil, false, wait
 }
 
 // attempt delivers it once and records the outcome.
