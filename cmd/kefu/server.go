@@ -119,7 +119,13 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 	}
 	s.onClose(func() { s.clf.Close() })
 	if err := checkBundle(b, s.clf.Manifest()); err != nil {
-		return fmt.Errorf("bot bundle %s: %w", where, err)
+		if cfg.BotDir != "" {
+			return fmt.Errorf("bot bundle %s: %w", where, err)
+		}
+		// A model dropped in beside the embedded demo bot (to serve /v1/nlu/parse, or to
+		// try it) is no reason to refuse: the demo's flows simply will not start. A bundle
+		// given with --bot must fit its model.
+		log.Warn("the embedded demo bot does not fit this model: its flows and handoff intents will not fire; give --bot a bundle for this model", "err", err)
 	}
 
 	var db *bolt.DB // the single node's kefu.db: conversations, outbox, KB counters

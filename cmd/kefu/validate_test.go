@@ -104,3 +104,24 @@ func TestValidateFindsDataProblems(t *testing.T) {
 		t.Errorf("warnings only: exit %d\n%s", code, stdout)
 	}
 }
+
+// TestDemoBotBesideAnotherModelOnlyWarns: a model dropped in without --bot (to serve
+// /v1/nlu/parse) starts with a warning naming what does not fit; the same model with a
+// bundle given by --bot is refused.
+func TestDemoBotBesideAnotherModelOnlyWarns(t *testing.T) {
+	dir, err := extractModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	edit(t, filepath.Join(dir, "model.json"), `"human_agent"`, `"person_please"`)
+	_, stop := startServe(t, "--model", dir)
+	logs, _ := stop()
+	if !strings.Contains(logs, "the embedded demo bot does not fit this model") || !strings.Contains(logs, `human_agent`) {
+		t.Errorf("no warning:\n%s", logs)
+	}
+	code, _, stderr := kefu(t, nil, "serve", "--model", dir, "--bot", copyBot(t), "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
+	if code != 1 || !strings.Contains(stderr, `handoff.intents names intent "human_agent"`) {
+		t.Errorf("with --bot: exit %d\n%s", code, stderr)
+	}
+}
