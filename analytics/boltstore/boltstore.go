@@ -1,0 +1,301 @@
+// Package boltstore keeps analytics in the single node's embedded bbolt file (kefu.db),
+// each write one transaction.
+//
+// Buckets under "analytics":
+//
+//	c/<bucket>        "channel|lang|metric" → count (8 bytes, big-endian)
+//	events, questions time (ns, 8 bytes) + sequence (8 bytes) → JSON line
+//	set.<name>        member → score (ms) + seq + info
+//	due.<name>        score (ms) + member → nothing (the set by score)
+//	gone.<name>       member → claimed at (ms)
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kefu-ai/kefu/analytics"
+)
+
+var root = []byte("analytics")
+
+// Store is an analytics.Store in a bbolt database shared with other kefu stores.
+type Store struct{ db *bolt.DB }
+
+var _ analytics.Store = (*Store)(nil)
+
+// New returns the store in db.
+func New(db *bolt.DB) (*Store, error) {
+	err := db.Update(func(tx *bolt.Tx) error {
+		r, err := tx.CreateBucketIfNotExists(root)
+		if err != nil {
+			return err
+		}
+		for _, name := range []string{"c", analytics.Events, analytics.Questions} {
+			if _, err := r.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		for _, set := range []string{analytics.Open, analytics.Timers} {
+			for _, kind := range []string{"set.", "due.", "gone."} {
+				if _, err := r.CreateBucketIfNotExists([]byte(kind + set)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", db.Path(), err)
+	}
+	return &Store{db: db}, nil
+}
+
+func be(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
+
+func apply(tx *bolt.Tx, b *analytics.Batch) error {
+	if b == nil {
+		return nil
+	}
+	r := tx.Bucket(root)
+	c := r.Bucket([]byte("c"))
+	for name, fields := range b.Counters {
+		bk, err := c.CreateBucketIfNotExists([]byte(name))
+		if err != nil {
+			return err
+		}
+		for f, n := range fields {
+			var old int64
+			if v := bk.Get([]byte(f)); len(v) == 8 {
+				old = int64(binary.BigEndian.Uint64(v))
+			}
+			if err := bk.Put([]byte(f), be(old+n)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, l := range b.Lines {
+		bk := r.Bucket([]byte(l.Kind))
+		if bk == nil {
+			return fmt.Errorf("no lines of kind %q", l.Kind)
+		}
+		seq, _ := bk.NextSequence()
+		if err := bk.Put(append(be(l.At.UnixNano()), be(int64(seq))...), l.JSON); err != nil {
+			return err
+		}
+	}
+	for _, p := range b.Puts {
+		set, due, gone := r.Bucket([]byte("set."+p.Set)), r.Bucket([]byte("due."+p.Set)), r.Bucket([]byte("gone."+p.Set))
+		if set == nil {
+			return fmt.Errorf("no set %q", p.Set)
+		}
+		if gone.Get([]byte(p.Member)) != nil {
+			continue
+		}
+		if v := set.Get([]byte(p.Member)); len(v) >= 16 {
+			if int64(binary.BigEndian.Uint64(v[8:16])) > int64(p.Seq) {
+				continue
+			}
+			if err := due.Delete(append(bytes.Clone(v[:8]), p.Member...)); err != nil {
+				return err
+			}
+		}
+		v := append(append(be(p.Score.UnixMilli()), be(int64(p.Seq))...), p.Info...)
+		if err := set.Put([]byte(p.Member), v); err != nil {
+			return err
+		}
+		if err := due.Put(append(be(p.Score.UnixMilli()), p.Member...), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Apply adds b in one transaction.
+func (s *Store) Apply(_ context.Context, b *analytics.Batch) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return apply(tx, b) })
+}
+
+// Claim takes cl.Member once and applies b with it.
+func (s *Store) Claim(_ context.Context, cl analytics.Claim, b *analytics.Batch) (bool, error) {
+	claimed := false
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		r := tx.Bucket(root)
+		set, due, gone := r.Bucket([]byte("set."+cl.Set)), r.Bucket([]byte("due."+cl.Set)), r.Bucket([]byte("gone."+cl.Set))
+		if set == nil {
+			return fmt.Errorf("no set %q", cl.Set)
+		}
+		if gone.Get([]byte(cl.Member)) != nil {
+			return nil
+		}
+		if v := set.Get([]byte(cl.Member)); len(v) >= 16 {
+			if !cl.Before.IsZero() && int64(binary.BigEndian.Uint64(v[:8])) > cl.Before.UnixMilli() {
+				return nil
+			}
+			if err := due.Delete(append(bytes.Clone(v[:8]), cl.Member...)); err != nil {
+				return err
+			}
+			if err := set.Delete([]byte(cl.Member)); err != nil {
+				return err
+			}
+		}
+		if err := gone.Put([]byte(cl.Member), be(cl.At.UnixMilli())); err != nil {
+			return err
+		}
+		claimed = true
+		return apply(tx, b)
+	})
+	return claimed, err
+}
+
+// Due lists up to n members of set scored at or before t.
+func (s *Store) Due(_ context.Context, set string, t time.Time, n int) ([]analytics.Item, error) {
+	var out []analytics.Item
+	err := s.db.View(func(tx *bolt.Tx) error {
+		r := tx.Bucket(root)
+		members, due := r.Bucket([]byte("set."+set)), r.Bucket([]byte("due."+set))
+		if members == nil {
+			return fmt.Errorf("no set %q", set)
+		}
+		limit := t.UnixMilli()
+		cur := due.Cursor()
+		for k, _ := cur.First(); k != nil && len(out) < n; k, _ = cur.Next() {
+			score := int64(binary.BigEndian.Uint64(k[:8]))
+			if score > limit {
+				break
+			}
+			m := string(k[8:])
+			v := members.Get(k[8:])
+			if len(v) < 16 {
+				continue
+			}
+			out = append(out, analytics.Item{Member: m, Score: time.UnixMilli(score).UTC(), Info: bytes.Clone(v[16:])})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Counters reads the buckets.
+func (s *Store) Counters(_ context.Context, buckets []string) ([]map[string]int64, error) {
+	out := make([]map[string]int64, len(buckets))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(root).Bucket([]byte("c"))
+		for i, name := range buckets {
+			m := map[string]int64{}
+			if bk := c.Bucket([]byte(name)); bk != nil {
+				bk.ForEach(func(k, v []byte) error {
+					if len(v) == 8 {
+						m[string(k)] = int64(binary.BigEndian.Uint64(v))
+					}
+					return nil
+				})
+			}
+			out[i] = m
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Lines reads kind's lines in [from, to), in time order.
+func (s *Store) Lines(_ context.Context, kind string, from, to time.Time, fn func(analytics.Line) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(root).Bucket([]byte(kind))
+		if bk == nil {
+			return fmt.Errorf("no lines of kind %q", kind)
+		}
+		cur := bk.Cursor()
+		end := to.UnixNano()
+		for k, v := cur.Seek(be(from.UnixNano())); k != nil; k, v = cur.Next() {
+			at := int64(binary.BigEndian.Uint64(k[:8]))
+			if at >= end {
+				break
+			}
+			if err := fn(analytics.Line{Kind: kind, At: time.Unix(0, at).UTC(), JSON: bytes.Clone(v)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Forget deletes the lines that name conv (reading them all: erasure is rare).
+func (s *Store) Forget(_ context.Context, conv string) error {
+	needle := []byte(`"conversation":"` + conv + `"`)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, kind := range []string{analytics.Events, analytics.Questions} {
+			bk := tx.Bucket(root).Bucket([]byte(kind))
+			var doomed [][]byte
+			bk.ForEach(func(k, v []byte) error {
+				if bytes.Contains(v, needle) {
+					doomed = append(doomed, bytes.Clone(k))
+				}
+				return nil
+			})
+			for _, k := range doomed {
+				if err := bk.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Prune drops counter buckets and lines from before linesBefore and claims made before
+// claimsBefore.
+func (s *Store) Prune(_ context.Context, linesBefore, claimsBefore time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		r := tx.Bucket(root)
+		c := r.Bucket([]byte("c"))
+		var old [][]byte
+		c.ForEach(func(k, _ []byte) error {
+			if t, ok := analytics.BucketTime(string(k)); ok && t.Before(linesBefore.Add(-24*time.Hour)) {
+				old = append(old, bytes.Clone(k))
+			}
+			return nil
+		})
+		for _, k := range old {
+			if err := c.DeleteBucket(k); err != nil {
+				return err
+			}
+		}
+		for _, kind := range []string{analytics.Events, analytics.Questions} {
+			if err := deleteBefore(r.Bucket([]byte(kind)), func(k, _ []byte) bool {
+				return int64(binary.BigEndian.Uint64(k[:8])) < linesBefore.UnixNano()
+			}); err != nil {
+				return err
+			}
+		}
+		for _, set := range []string{analytics.Open, analytics.Timers} {
+			if err := deleteBefore(r.Bucket([]byte("gone."+set)), func(_, v []byte) bool {
+				return len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < claimsBefore.UnixMilli()
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func deleteBefore(bk *bolt.Bucket, old func(k, v []byte) bool) error {
+	var doomed [][]byte
+	bk.ForEach(func(k, v []byte) error {
+		if old(k, v) {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+		return nil
+	})
+	for _, k := range doomed {
+		if err := bk.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

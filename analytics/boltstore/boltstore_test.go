@@ -1,0 +1,24 @@
+package boltstore_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kefu-ai/kefu/analytics/boltstore"
+	"github.com/kefu-ai/kefu/analytics/storetest"
+)
+
+func TestStore(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "kefu.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := boltstore.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Run(t, s)
+}
