@@ -107,7 +107,8 @@ type Customer struct {
 
 // Handoff statuses.
 const (
-	Queued   = "queued"   // waiting for (or with) an agent
+	Queued   = "queued"   // waiting for an agent
+	Accepted = "accepted" // an agent has it (agent.accepted)
 	Released = "released" // an agent gave the conversation back to the bot
 )
 
@@ -116,8 +117,18 @@ type Handoff struct {
 	ID       string    `json:"id"` // idempotency key of the delivery, unique per handoff
 	Reason   string    `json:"reason"`
 	Priority string    `json:"priority"`
-	Status   string    `json:"status"` // Queued or Released
+	Status   string    `json:"status"` // Queued, Accepted or Released
 	At       time.Time `json:"at"`
+	// Queue and Skills are where the policy routed it; Deadline is when its SLA target
+	// passes (zero: none).
+	Queue    string    `json:"queue,omitempty"`
+	Skills   []string  `json:"skills,omitempty"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Agent and AcceptedAt: who accepted it, when.
+	Agent      string    `json:"agent,omitempty"`
+	AcceptedAt time.Time `json:"accepted_at,omitzero"`
+	// First: the conversation's first handoff.
+	First bool `json:"first,omitempty"`
 }
 
 // Active says whether a person has the conversation.
@@ -225,6 +236,7 @@ func (c *Conversation) Clone() *Conversation {
 	out.Outgoing = slices.Clone(c.Outgoing)
 	if c.Handoff != nil {
 		h := *c.Handoff
+		h.Skills = slices.Clone(h.Skills)
 		out.Handoff = &h
 	}
 	return &out

@@ -334,6 +334,24 @@ func (b *Bot) checkConfig(file string, data []byte) error {
 	if h.MaxUnresolved < 0 || h.VIPMaxUnresolved < 0 || h.MaxAttempts < 0 {
 		return fail(lineOf(root, "handoff"), "handoff counts must not be negative")
 	}
+	for prio, d := range h.SLA {
+		if prio != handoff.Normal && prio != handoff.High && prio != handoff.Urgent {
+			return fail(lineOf(root, "handoff", "sla", prio), "handoff.sla: %q is not a priority (normal, high, urgent)", prio)
+		}
+		if d <= 0 {
+			return fail(lineOf(root, "handoff", "sla", prio), "handoff.sla.%s must be a positive duration such as 15m, got %v", prio, d)
+		}
+	}
+	seenQueue := map[string]bool{}
+	for i, q := range h.Queues {
+		if q.Name == "" || seenQueue[q.Name] {
+			return fail(lineOf(root, "handoff", "queues"), "handoff.queues[%d]: each queue needs a name of its own, got %q", i, q.Name)
+		}
+		seenQueue[q.Name] = true
+		if len(q.Intents)+len(q.Tiers)+len(q.Tags) == 0 {
+			return fail(lineOf(root, "handoff", "queues"), "handoff.queues[%d] (%s) names no intents, tiers or tags: it would take nothing", i, q.Name)
+		}
+	}
 	if h.URL != "" && !strings.HasPrefix(h.URL, "http://") && !strings.HasPrefix(h.URL, "https://") {
 		return fail(lineOf(root, "handoff", "url"), "handoff.url must be an http(s) URL, got %q", h.URL)
 	}

@@ -85,11 +85,14 @@ type Emotion struct {
 
 // HandoffInfo tells the frontend that a person has (or is getting) the conversation.
 type HandoffInfo struct {
-	ID       string    `json:"id" required:"true"`
-	Status   string    `json:"status" required:"true" enum:"queued,released"`
-	Reason   string    `json:"reason" required:"true"`
-	Priority string    `json:"priority" required:"true" enum:"normal,high,urgent"`
-	At       time.Time `json:"at" required:"true"`
+	ID       string     `json:"id" required:"true"`
+	Status   string     `json:"status" required:"true" enum:"queued,accepted,released"`
+	Reason   string     `json:"reason" required:"true"`
+	Priority string     `json:"priority" required:"true" enum:"normal,high,urgent"`
+	Queue    string     `json:"queue" required:"true" doc:"where the bot's handoff.queues routed it"`
+	At       time.Time  `json:"at" required:"true"`
+	Deadline *time.Time `json:"deadline,omitempty" doc:"when its SLA target passes"`
+	Agent    string     `json:"agent,omitempty" doc:"who accepted it"`
 }
 
 func handoffInfo(c *conversation.Conversation) *HandoffInfo {
@@ -97,7 +100,12 @@ func handoffInfo(c *conversation.Conversation) *HandoffInfo {
 		return nil
 	}
 	h := c.Handoff
-	return &HandoffInfo{ID: h.ID, Status: h.Status, Reason: h.Reason, Priority: h.Priority, At: h.At}
+	out := &HandoffInfo{ID: h.ID, Status: h.Status, Reason: h.Reason, Priority: h.Priority, Queue: h.Queue, At: h.At, Agent: h.Agent}
+	if !h.Deadline.IsZero() {
+		d := h.Deadline
+		out.Deadline = &d
+	}
+	return out
 }
 
 // ConversationView is a conversation as GET /v1/conversations/{id} shows it: what the
@@ -165,6 +173,7 @@ func view(c *conversation.Conversation) *ConversationView {
 
 // understanding is the NLU's reading of one message.
 type understanding struct {
+	start    time.Time // when the message arrived
 	lang     string
 	intent   Intent
 	emotion  Emotion
@@ -237,7 +246,7 @@ func (e *Engine) DeleteConversation(ctx context.Context, id string) error {
 		return err
 	}
 	return e.update(ctx, id, nil, func(c *conversation.Conversation) (plan, error) {
-		return plan{erase: true, effects: []effect{func(ctx context.Context) error {
+		return plan{erase: true, effects: []effect{e.recordEnd(c, e.now()), func(ctx context.Context) error {
 			var errs []error
 			if e.cfg.Outbox != nil {
 				errs = append(errs, e.cfg.Outbox.Erase(ctx, id))
@@ -248,6 +257,9 @@ func (e *Engine) DeleteConversation(ctx context.Context, id string) error {
 			if e.cfg.KB != nil {
 				errs = append(errs, e.cfg.KB.Forget(ctx, id))
 			}
+			if e.cfg.Analytics != nil {
+				errs = append(errs, e.cfg.Analytics.Forget(ctx, id))
+			}
 			return errors.Join(errs...)
 		}}}, nil
 	})
@@ -255,11 +267,15 @@ func (e *Engine) DeleteConversation(ctx context.Context, id string) error {
 
 // Event is something that happened to a conversation outside its messages.
 type Event struct {
-	// Type: csat (Score 1–5), thumbs (Thumb "up" or "down"), agent.released (a person gives
-	// the conversation back to the bot), conversation.closed.
-	Type  string `json:"type" required:"true" enum:"csat,thumbs,agent.released,conversation.closed"`
+	// Type: csat (Score 1–5; a second score replaces the first), thumbs (Thumb "up" or
+	// "down"), agent.accepted (a person takes the handoff: Agent, and Queue when it is
+	// another than the one routed to), agent.released (a person gives the conversation back
+	// to the bot), conversation.closed.
+	Type  string `json:"type" required:"true" enum:"csat,thumbs,agent.accepted,agent.released,conversation.closed"`
 	Score int    `json:"score,omitempty" minimum:"1" maximum:"5" doc:"the CSAT score, for type csat"`
 	Thumb string `json:"thumb,omitempty" enum:"up,down" doc:"for type thumbs"`
+	Agent string `json:"agent,omitempty" maxLength:"128" doc:"who accepted, for type agent.accepted"`
+	Queue string `json:"queue,omitempty" maxLength:"64" doc:"the queue it was accepted from, for type agent.accepted; default the one it was routed to"`
 }
 
 // EventResult is the conversation after an event.
@@ -295,18 +311,32 @@ func (e *Engine) Event(ctx context.Context, id string, ev Event) (*EventResult, 
 		default:
 			return nil, Errorf(Invalid, `thumb must be "up" or "down", got %q`, truncate(ev.Thumb, 20))
 		}
+	case "agent.accepted":
+		if ev.Agent == "" || len(ev.Agent) > 128 || len(ev.Queue) > 64 {
+			return nil, Errorf(Invalid, "an agent.accepted event needs agent (at most 128 bytes; queue at most 64)")
+		}
 	case "agent.released", "conversation.closed":
 	default:
-		return nil, Errorf(Invalid, "type must be csat, thumbs, agent.released or conversation.closed, got %q", truncate(ev.Type, 40))
+		return nil, Errorf(Invalid, "type must be csat, thumbs, agent.accepted, agent.released or conversation.closed, got %q", truncate(ev.Type, 40))
 	}
 	var out *EventResult
 	err = e.update(ctx, id, nil, func(c *conversation.Conversation) (plan, error) {
 		var effects []effect
+		before, now := c.CSAT, e.now()
 		switch ev.Type {
 		case "csat":
 			c.CSAT = ev.Score
 		case "thumbs":
 			c.Thumb = thumb
+		case "agent.accepted":
+			if !c.Active() || c.Handoff.Status != conversation.Queued {
+				return plan{}, Errorf(Conflict, "conversation %s has no handoff waiting for an agent", id)
+			}
+			h := c.Handoff
+			h.Status, h.Agent, h.AcceptedAt = conversation.Accepted, ev.Agent, now.UTC()
+			if ev.Queue != "" {
+				h.Queue = ev.Queue
+			}
 		case "agent.released":
 			if !m.Bot().Handoff.Policy.Release(c) {
 				return plan{}, Errorf(Conflict, "conversation %s is not with an agent", id)
@@ -321,7 +351,8 @@ func (e *Engine) Event(ctx context.Context, id string, ev Event) (*EventResult, 
 			}
 			effects = append(effects, e.feedback(f))
 		}
-		c.Updated = e.now()
+		effects = append(effects, e.recordEvent(ev, before, c, now))
+		c.Updated = now
 		out = &EventResult{Conversation: id, Closed: c.Closed, Handoff: handoffInfo(c)}
 		return plan{write: true, effects: effects}, nil
 	})

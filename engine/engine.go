@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/kefu-ai/kefu/analytics"
 	"github.com/kefu-ai/kefu/conversation"
 	"github.com/kefu-ai/kefu/conversation/inmem"
 	"github.com/kefu-ai/kefu/dialogs"
@@ -70,6 +71,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Analytics records the service's figures (run Watch); nil: none.
+	Analytics *analytics.Recorder
+	// Idle ends a conversation without a turn for this long (the state's TTL); default 24
+	// hours. Retention is how far back figures are kept; default 90 days.
+	Idle, Retention time.Duration
 }
 
 // Engine answers customer messages.
@@ -79,6 +85,7 @@ type Engine struct {
 	cfg   Config
 	bot   atomic.Pointer[dialogs.Machine]
 	locks locks
+	swept time.Time // Tick's last sweep of idle conversations
 }
 
 // New returns an engine (see Config; only NLU is required).
@@ -97,6 +104,12 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Idle <= 0 {
+		cfg.Idle = 24 * time.Hour
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 90 * 24 * time.Hour
 	}
 	e := &Engine{nlu: cfg.NLU, now: cfg.Now, cfg: cfg}
 	if cfg.Bot != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/kefu-ai/kefu/analytics"
 	"github.com/kefu-ai/kefu/conversation"
 	"github.com/kefu-ai/kefu/handoff"
 	"github.com/kefu-ai/kefu/kb"
@@ -78,6 +79,7 @@ var sentinels = []struct {
 	{conversation.ErrUnavailable, Unavailable, "the conversation store is unavailable; retry later"},
 	{handoff.ErrUnavailable, Unavailable, "the handoff outbox is unavailable; retry later"},
 	{kb.ErrUnavailable, Unavailable, "the knowledge base store is unavailable; retry later"},
+	{analytics.ErrUnavailable, Unavailable, "the analytics store is unavailable; retry later"},
 	{kb.ErrClosed, Unavailable, "the knowledge base store is unavailable; retry later"},
 }
 

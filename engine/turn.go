@@ -49,6 +49,7 @@ func (e *Engine) Message(ctx context.Context, id string, req MessageRequest) (*M
 	if err != nil {
 		return nil, err
 	}
+	u.start = start
 	ask := e.asker(ctx, req.Text, u.lang)
 	var digest string // only a message with an id is kept for retries
 	if req.MessageID != "" {
@@ -119,6 +120,7 @@ func (e *Engine) decide(ctx context.Context, m *dialogs.Machine, c *conversation
 		Confidence: u.intent.Confidence, Emotion: u.emotion.Label, EmotionScore: u.emotion.Score}
 	res := &MessageResult{Conversation: c.ID, MessageID: req.MessageID, Intent: u.intent, Emotion: u.emotion, Lang: u.lang, Messages: []Message{}}
 
+	kbAsked := false
 	switch reason := policy.Trigger(req.Text, u.reading()); {
 	case c.Active():
 		// A person has the conversation: the bot stays silent and relays the message.
@@ -140,6 +142,7 @@ func (e *Engine) decide(ctx context.Context, m *dialogs.Machine, c *conversation
 		resolved := out.Handled && !out.Failed
 		t.Source, t.Replies = "dialog", out.Replies
 		if !out.Handled {
+			kbAsked = e.cfg.KB != nil
 			reply, err := ask(c)
 			if err != nil {
 				return nil, nil, Translate(err)
@@ -164,6 +167,7 @@ func (e *Engine) decide(ctx context.Context, m *dialogs.Machine, c *conversation
 		c.AddTurn(t)
 		res.Source = t.Source
 	}
+	effects = append(effects, e.recordTurn(c, u.start, kbAsked, policy.Negative(u.emotion.Label)))
 	for _, r := range c.Last().Replies {
 		res.Messages = append(res.Messages, Message{Text: r})
 	}
@@ -216,9 +220,9 @@ func (e *Engine) update(ctx context.Context, id string, create func() *conversat
 	mu := e.locks.of(id)
 	mu.Lock()
 	defer mu.Unlock()
-	load := e.cfg.Store.Load
+	load, cached := e.cfg.Store.Load, false
 	if cl, ok := e.cfg.Store.(cachedLoader); ok {
-		load = cl.LoadForTurn
+		load, cached = cl.LoadForTurn, true
 	}
 	for attempt := 0; ; attempt++ {
 		c, err := load(ctx, id)
@@ -233,6 +237,13 @@ func (e *Engine) update(ctx context.Context, id string, create func() *conversat
 			return err
 		}
 		p, err := change(c)
+		if err != nil && cached {
+			// A refusal read off a cached copy (no handoff to accept, a closed
+			// conversation) may be stale: another node changed it since. Read and decide
+			// again before answering.
+			load, cached = e.cfg.Store.Load, false
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -243,7 +254,7 @@ func (e *Engine) update(ctx context.Context, id string, create func() *conversat
 			err = e.cfg.Store.Save(ctx, c)
 		}
 		if errors.Is(err, conversation.ErrConflict) && attempt < maxConflicts {
-			load = e.cfg.Store.Load // a cached copy was stale: read
+			load, cached = e.cfg.Store.Load, false // a cached copy was stale: read
 			if attempt > 0 {
 				time.Sleep(time.Duration(rand.IntN(1000*attempt)) * time.Microsecond)
 			}
@@ -266,6 +277,9 @@ func (e *Engine) run(ctx context.Context, id string, effects []effect) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	for _, f := range effects {
+		if f == nil {
+			continue
+		}
 		if err := f(ctx); err != nil {
 			e.cfg.Logger.Error("turn effect failed after the save", "conversation", id, "err", err)
 		}

@@ -14,8 +14,9 @@ import (
 
 // Delivery kinds.
 const (
-	KindHandoff = "handoff" // a Payload
-	KindMessage = "message" // a Relay
+	KindHandoff = "handoff"              // a Payload
+	KindMessage = "message"              // a Relay
+	KindBreach  = "handoff.sla_breached" // a Breach
 )
 
 // Payload is what the handoff API receives when a conversation goes to a person: its whole
@@ -26,6 +27,9 @@ type Payload struct {
 	Conversation string                `json:"conversation"`
 	Reason       string                `json:"reason"`
 	Priority     string                `json:"priority"`
+	Queue        string                `json:"queue"`              // where the policy routed it
+	Skills       []string              `json:"skills"`             // what its agents need
+	Deadline     *time.Time            `json:"deadline,omitempty"` // when its SLA target passes
 	Customer     conversation.Customer `json:"customer"`
 	Channel      string                `json:"channel,omitempty"`
 	Lang         string                `json:"lang"`
@@ -41,11 +45,18 @@ type Payload struct {
 // NewPayload is the context of c's handoff (c.Handoff must be set).
 func NewPayload(c *conversation.Conversation) Payload {
 	h := c.Handoff
-	p := Payload{Type: KindHandoff, ID: h.ID, Conversation: c.ID, Reason: h.Reason, Priority: h.Priority,
+	p := Payload{Type: KindHandoff, ID: h.ID, Conversation: c.ID, Reason: h.Reason, Priority: h.Priority, Queue: h.Queue, Skills: slices.Clone(h.Skills),
 		Customer: c.Customer, Channel: c.Channel, Lang: c.Lang, Flow: c.Flow, State: c.State,
 		Slots: maps.Clone(c.Slots), Metadata: c.Metadata, Summary: Summary(c.Turns), Transcript: slices.Clone(c.Turns), At: h.At}
 	if p.Slots == nil {
 		p.Slots = map[string]string{}
+	}
+	if p.Skills == nil {
+		p.Skills = []string{}
+	}
+	if !h.Deadline.IsZero() {
+		d := h.Deadline
+		p.Deadline = &d
 	}
 	return p
 }
@@ -120,4 +131,25 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n]) + "…"
+}
+
+// Breach tells the handoff API that a handoff waited past its SLA target without an agent
+// accepting it (sent once per handoff).
+type Breach struct {
+	Type         string    `json:"type"` // handoff.sla_breached
+	ID           string    `json:"id"`   // idempotency key: the handoff's id + ":sla_breached"
+	Handoff      string    `json:"handoff"`
+	Conversation string    `json:"conversation"`
+	Priority     string    `json:"priority"`
+	Queue        string    `json:"queue"`
+	Since        time.Time `json:"since"`    // when it was handed off
+	Deadline     time.Time `json:"deadline"` // when its target passed
+	At           time.Time `json:"at"`       // when kefu noticed
+}
+
+// Delivery is b ready for the outbox.
+func (b Breach) Delivery() Delivery {
+	b.Type, b.ID = KindBreach, b.Handoff+":sla_breached"
+	body, _ := json.Marshal(b)
+	return Delivery{Key: b.ID, Kind: KindBreach, Body: body, Enqueued: time.Now()}
 }

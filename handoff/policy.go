@@ -55,9 +55,49 @@ type Policy struct {
 	// priority is raised.
 	VIPTiers         []string `yaml:"vip_tiers"`
 	VIPMaxUnresolved int      `yaml:"vip_max_unresolved"`
+	// SLA is how long a handoff of each priority (normal, high, urgent) may wait for an
+	// agent to accept it; one waiting longer sends one handoff.sla_breached delivery.
+	// Empty: no targets.
+	SLA map[string]time.Duration `yaml:"sla"`
+	// Queues route handoffs to people with the right skills (see Route); DefaultQueue
+	// takes the rest (default "general").
+	Queues       []Queue `yaml:"queues"`
+	DefaultQueue string  `yaml:"default_queue"`
 	// Understood is the confidence an intent needs for Intents to hand off (bot.yaml's
 	// thresholds.intent); default 0.5.
 	Understood float64 `yaml:"-"`
+}
+
+// Queue is where some handoffs go: those of customers of Tiers or with one of Tags, or of
+// conversations about one of Intents; the agents there have Skills.
+type Queue struct {
+	Name    string   `yaml:"name"`
+	Intents []string `yaml:"intents"`
+	Tiers   []string `yaml:"tiers"`
+	Tags    []string `yaml:"tags"`
+	Skills  []string `yaml:"skills"`
+}
+
+// Route picks c's queue: the first queue (in order) that matches the customer's tier or
+// tags, or that names the conversation's topic, the latest understood intent (at or above
+// MinConfidence) that any queue names; else DefaultQueue, without skills.
+func (p Policy) Route(c *conversation.Conversation) (queue string, skills []string) {
+	p = p.Defaults()
+	topic := ""
+	for _, t := range slices.Backward(c.Turns) {
+		if float64(t.Confidence) >= p.MinConfidence && slices.ContainsFunc(p.Queues, func(q Queue) bool { return slices.Contains(q.Intents, t.Intent) }) {
+			topic = t.Intent
+			break
+		}
+	}
+	for _, q := range p.Queues {
+		if slices.Contains(q.Tiers, c.Customer.Tier) && c.Customer.Tier != "" ||
+			slices.ContainsFunc(c.Customer.Tags, func(tag string) bool { return slices.Contains(q.Tags, tag) }) ||
+			topic != "" && slices.Contains(q.Intents, topic) {
+			return q.Name, slices.Clone(q.Skills)
+		}
+	}
+	return p.DefaultQueue, nil
 }
 
 // Defaults returns p with every zero field set to its default.
@@ -79,6 +119,9 @@ func (p Policy) Defaults() Policy {
 	}
 	if p.Understood == 0 {
 		p.Understood = 0.5
+	}
+	if p.DefaultQueue == "" {
+		p.DefaultQueue = "general"
 	}
 	return p
 }
@@ -165,9 +208,17 @@ func (p Policy) Priority(c *conversation.Conversation, reason string) string {
 // Start gives c to a person for reason and returns what the handoff API is to receive: c
 // gets a handoff record with a key of its own (random, so that a conversation id used again
 // never repeats a key), queued; the flow ends, its slots stay for the agent.
+//
+// It is routed to a queue (Route), and gets a deadline when its priority has an SLA target.
 func (p Policy) Start(c *conversation.Conversation, reason string, now time.Time) Payload {
-	c.Handoff = &conversation.Handoff{ID: c.ID + ":handoff:" + conversation.RandomID(), Reason: reason,
-		Priority: p.Priority(c, reason), Status: conversation.Queued, At: now.UTC()}
+	p = p.Defaults()
+	queue, skills := p.Route(c)
+	h := &conversation.Handoff{ID: c.ID + ":handoff:" + conversation.RandomID(), Reason: reason,
+		Priority: p.Priority(c, reason), Status: conversation.Queued, At: now.UTC(), Queue: queue, Skills: skills, First: c.Handoff == nil}
+	if d, ok := p.SLA[h.Priority]; ok && d > 0 {
+		h.Deadline = h.At.Add(d)
+	}
+	c.Handoff = h
 	pl := NewPayload(c)
 	c.End()
 	return pl

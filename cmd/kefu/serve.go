@@ -34,6 +34,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	idleTimeout := fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	openMetrics := fs.Bool("metrics-public", false, "serve /metrics without a key (for a Prometheus on a private network; default: admin key)")
 	stateTTL := fs.Duration("state-ttl", 24*time.Hour, "how long an idle conversation is kept")
+	retention := fs.Duration("analytics-retention", 90*24*time.Hour, "how long the service's figures (GET /v1/analytics/…) and their events are kept")
 	transcript := fs.Int64("transcript", 0, "with --redis, keep every turn in a stream trimmed to about this many entries (0: only the last 50 turns in the state)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here (for load tests)")
 	store := addStoreFlags(fs)
@@ -74,12 +75,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(keys) == 0 && !loopback(*addr) {
 		return fmt.Errorf("refusing to serve %s without API keys: give --keys FILE, or bind a loopback address such as 127.0.0.1:8080", *addr)
 	}
+	if *retention < 24*time.Hour {
+		return fmt.Errorf("--analytics-retention must be at least 24h, got %v", *retention)
+	}
 	if *minConf <= 0 || *minConf > 1 {
 		return fmt.Errorf("--kb-min-confidence must be in (0, 1], got %v", *minConf)
 	}
 
 	srv, err := open(ctx, serverConfig{OpenRuntime: openRuntime, ModelDir: *modelDir, Model: *cfg, BotDir: *botDir,
-		HandoffURL: *handoffURL, KBMinConfidence: *minConf, StateTTL: *stateTTL, Transcript: *transcript,
+		HandoffURL: *handoffURL, KBMinConfidence: *minConf, StateTTL: *stateTTL, Transcript: *transcript, Retention: *retention,
 		RedisURL: *store.redisURL, RedisPrefix: *store.prefix, DataDir: *store.dataDir, RedisTimeouts: store.timeouts(), Logger: log})
 	if err != nil {
 		return err

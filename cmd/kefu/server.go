@@ -16,6 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/kefu-ai/kefu/analytics"
+	anbolt "github.com/kefu-ai/kefu/analytics/boltstore"
+	anredis "github.com/kefu-ai/kefu/analytics/redisstore"
 	"github.com/kefu-ai/kefu/conversation"
 	convbolt "github.com/kefu-ai/kefu/conversation/boltstore"
 	convmem "github.com/kefu-ai/kefu/conversation/inmem"
@@ -45,8 +48,11 @@ type serverConfig struct {
 	HandoffURL string
 	// KBMinConfidence: KB answers below it are not called found.
 	KBMinConfidence float64
-	// StateTTL keeps idle conversations (and action results) this long.
+	// StateTTL keeps idle conversations (and action results) this long; a conversation idle
+	// that long has ended, for the figures.
 	StateTTL time.Duration
+	// Retention keeps the figures and their events this long (0: 90 days).
+	Retention time.Duration
 	// Transcript: with Redis, keep every turn in a stream of about this many entries.
 	Transcript int64
 	// RedisURL: conversations, outbox and KB on this Redis; "" in memory and the KB journal
@@ -162,10 +168,11 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 		return err
 	}
 	var (
-		store  conversation.Store
-		calls  dialogs.Recorder
-		outbox handoff.Outbox
-		state  = "memory"
+		store   conversation.Store
+		calls   dialogs.Recorder
+		outbox  handoff.Outbox
+		figures analytics.Store
+		state   = "memory"
 	)
 	if rdb != nil {
 		host, _ := os.Hostname()
@@ -175,6 +182,11 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 		outbox = boxredis.NewOutbox(rdb, cfg.RedisPrefix, consumer, b.Handoff.Options, func(err error) { log.Warn("outbox", "err", err) })
 		state = "redis"
 		s.limiter = httpapi.NewRedisLimiter(rdb, cfg.RedisPrefix, log)
+		an := anredis.New(rdb, cfg.RedisPrefix, cfg.Retention)
+		if err := an.Setup(ctx); err != nil {
+			return fmt.Errorf("analytics: %w", err)
+		}
+		figures = an
 	} else {
 		// One node: conversations and the outbox in one embedded file, committed before
 		// each answer, so that a crash loses no acknowledged turn or queued handoff.
@@ -186,13 +198,19 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 			return err
 		}
 		calls = convmem.NewCalls(cfg.StateTTL)
+		if figures, err = anbolt.New(db); err != nil {
+			return err
+		}
 		state = "embedded " + db.Path()
 	}
-	s.eng = engine.New(engine.Config{NLU: s.clf, Bot: dialogs.NewMachine(b, nil), Store: store, Outbox: outbox, Calls: calls, KB: s.knowledge, Logger: log})
+	s.eng = engine.New(engine.Config{NLU: s.clf, Bot: dialogs.NewMachine(b, nil), Store: store, Outbox: outbox, Calls: calls, KB: s.knowledge, Logger: log,
+		Analytics: analytics.NewRecorder(figures, nil), Idle: cfg.StateTTL, Retention: cfg.Retention})
 	boxCtx, stopBox := context.WithCancel(context.Background())
 	boxDone := make(chan struct{})
 	go func() { defer close(boxDone); outbox.Run(boxCtx, deliver) }()
-	s.onClose(func() { stopBox(); <-boxDone })
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); s.eng.Watch(boxCtx) }()
+	s.onClose(func() { stopBox(); <-boxDone; <-watchDone })
 	log.Info("bot", "bot", where, "flows", len(b.Flows), "state", state, "handoff_url", redactURL(handoffURL))
 	return nil
 }

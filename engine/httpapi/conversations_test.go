@@ -21,6 +21,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kefu-ai/kefu/analytics"
+	anredis "github.com/kefu-ai/kefu/analytics/redisstore"
 	"github.com/kefu-ai/kefu/conversation/redisstore"
 	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/engine"
@@ -121,8 +123,12 @@ func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 	for i := range n {
 		box := boxredis.NewOutbox(rdb, p, fmt.Sprintf("node%d", i), opt, nil)
 		w.outbox = box
+		figures := anredis.New(rdb, p, 0)
+		if err := figures.Setup(ctx); err != nil {
+			t.Fatal(err)
+		}
 		eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(b, nil), Store: redisstore.New(rdb, redisstore.Options{Prefix: p, Transcript: 1000}),
-			Outbox: box, Calls: redisstore.NewCalls(rdb, p, time.Hour), KB: k, Logger: log})
+			Outbox: box, Calls: redisstore.NewCalls(rdb, p, time.Hour), KB: k, Logger: log, Analytics: analytics.NewRecorder(figures, nil)})
 		api, err := httpapi.New(eng, httpapi.Config{BodyLimit: 64 << 10, Logger: log, KB: k, Version: "test"})
 		if err != nil {
 			t.Fatal(err)
@@ -134,6 +140,8 @@ func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
 		w.nodes = append(w.nodes, srv)
 		wg.Add(1)
 		go func() { defer wg.Done(); box.Run(ctx, sender.Deliver) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); eng.Watch(ctx) }()
 	}
 	return w
 }

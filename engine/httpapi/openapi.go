@@ -132,6 +132,9 @@ func customize(_ string, t reflect.Type, tag reflect.StructTag, s *openapi3.Sche
 	if v := tag.Get("doc"); v != "" {
 		s.Description = v
 	}
+	if tag.Get("nullable") == "true" {
+		s.Nullable = true
+	}
 	return nil
 }
 
@@ -204,9 +207,7 @@ func (s *Server) document(rs []route) (*openapi3.T, error) {
 			op.AddParameter(p)
 		}
 		if r.query != nil {
-			t := reflect.TypeOf(r.query)
-			for i := range t.NumField() {
-				f := t.Field(i)
+			for _, f := range queryFields(reflect.TypeOf(r.query)) {
 				sch, err := gen.GenerateSchemaRef(f.Type)
 				if err != nil {
 					return nil, err

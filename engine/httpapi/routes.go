@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kefu-ai/kefu/analytics"
 	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/handoff"
 	"github.com/kefu-ai/kefu/kb"
@@ -55,8 +56,12 @@ func (s *Server) routes() []route {
 		{method: "POST", path: "/v1/conversations", id: "startConversation", tag: "conversations", summary: "Start a conversation under a new id; a public frontend gets its conversation token here", role: RoleClient, also: public, handler: s.start, body: startRequest{}, status: 201, resp: engine.Started{}, invalid: true},
 		{method: "POST", path: "/v1/conversations/:id/messages", id: "sendMessage", tag: "conversations", summary: "Send a customer message; get the bot's answer", role: RoleClient, also: public, handler: s.message, body: engine.MessageRequest{}, headers: []header{idem, token}, status: 200, resp: engine.MessageResult{}, notFound: true, conflict: true},
 		{method: "GET", path: "/v1/conversations/:id", id: "getConversation", tag: "conversations", summary: "A conversation's state, slots and recent transcript", role: RoleClient, also: desk, handler: s.conversation, headers: []header{token}, status: 200, resp: engine.ConversationView{}, notFound: true},
-		{method: "POST", path: "/v1/conversations/:id/events", id: "sendEvent", tag: "conversations", summary: "CSAT, thumbs, conversation.closed; agent.released from the agent desk", role: RoleClient, also: desk, handler: s.event, body: engine.Event{}, headers: []header{token}, status: 200, resp: engine.EventResult{}, notFound: true, conflict: true},
+		{method: "POST", path: "/v1/conversations/:id/events", id: "sendEvent", tag: "conversations", summary: "CSAT, thumbs, conversation.closed; agent.accepted and agent.released from the agent desk", role: RoleClient, also: desk, handler: s.event, body: engine.Event{}, headers: []header{token}, status: 200, resp: engine.EventResult{}, notFound: true, conflict: true},
 		{method: "DELETE", path: "/v1/conversations/:id", id: "deleteConversation", tag: "conversations", summary: "End and erase a conversation", role: RoleClient, also: public, handler: s.deleteConversation, headers: []header{token}, status: 204, notFound: true, conflict: true},
+		{method: "GET", path: "/v1/analytics/summary", id: "getAnalyticsSummary", tag: "analytics", summary: "The service's figures over a period: auto-resolution, handoffs, CSAT, response times, SLA", role: RoleEditor, handler: s.analyticsSummary, query: engine.AnalyticsQuery{}, status: 200, resp: analytics.Summary{}},
+		{method: "GET", path: "/v1/analytics/timeseries", id: "getAnalyticsSeries", tag: "analytics", summary: "One figure per hour or day", role: RoleEditor, handler: s.analyticsSeries, query: engine.SeriesQuery{}, status: 200, resp: analytics.Series{}},
+		{method: "GET", path: "/v1/analytics/unresolved", id: "getUnansweredQuestions", tag: "analytics", summary: "What customers asked that nothing answered, grouped", role: RoleEditor, handler: s.analyticsUnresolved, query: engine.UnansweredQuery{}, status: 200, resp: analytics.Unanswered{}},
+		{method: "GET", path: "/v1/analytics/events", id: "exportAnalyticsEvents", tag: "analytics", summary: "Every analytics event of a period, one JSON object per line (for a warehouse)", role: RoleAdmin, handler: s.analyticsEvents, query: engine.AnalyticsQuery{}, status: 200, rawResp: []string{"application/x-ndjson"}},
 		{method: "GET", path: "/v1/admin/outbox/dead", id: "listDeadLetters", tag: "admin", summary: "Handoff deliveries that failed every attempt", role: RoleAdmin, handler: s.deadLetters, status: 200, resp: DeadLetters{}},
 		{method: "POST", path: "/v1/admin/reload", id: "reloadBot", tag: "admin", summary: "Reload the bot bundle from disk (refused if invalid)", role: RoleAdmin, handler: s.reload, status: 200, resp: Reloaded{}, invalid: true},
 	}
@@ -167,10 +172,22 @@ type (
 
 // bindQuery fills q (a pointer to one of the query structs) from the request, applying
 // defaults and refusing values outside the tags' enum or range.
+// queryFields are the query parameters of a query struct: its fields with a query tag,
+// those of embedded structs included.
+func queryFields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.Anonymous && f.Tag.Get("query") != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func bindQuery(c echo.Context, q any) error {
 	v := reflect.ValueOf(q).Elem()
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
+	for _, f := range queryFields(v.Type()) {
+		field := v.FieldByIndex(f.Index)
 		name := f.Tag.Get("query")
 		raw := c.QueryParam(name)
 		if raw == "" {
@@ -187,7 +204,7 @@ func bindQuery(c echo.Context, q any) error {
 		}
 		switch f.Type.Kind() {
 		case reflect.String:
-			v.Field(i).SetString(raw)
+			field.SetString(raw)
 		case reflect.Int:
 			lo, hi := int64(0), int64(1<<62)
 			if t := f.Tag.Get("minimum"); t != "" {
@@ -200,7 +217,7 @@ func bindQuery(c echo.Context, q any) error {
 			if err != nil || n < lo || n > hi {
 				return engine.Errorf(engine.Invalid, "%s must be an integer from %d to %d, got %q", name, lo, hi, raw)
 			}
-			v.Field(i).SetInt(n)
+			field.SetInt(n)
 		default:
 			panic(fmt.Sprintf("bindQuery: %s has an unsupported kind", f.Name))
 		}
