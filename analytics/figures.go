@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"slices"
@@ -435,4 +436,15 @@ func Export(ctx context.Context, s Store, from, to time.Time, w io.Writer) (int,
 		return nil
 	})
 	return n, err
+}
+
+// ParseTime reads a period's end: an RFC 3339 time, or a date (UTC midnight).
+func ParseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("want an RFC 3339 time (2026-12-01T08:00:00+08:00) or a date (2026-12-01), got %q", v)
 }

@@ -182,13 +182,11 @@ func (e *Engine) CheckPeriod(q AnalyticsQuery) error {
 }
 
 func parseTime(name, v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t.UTC(), nil
+	t, err := analytics.ParseTime(v)
+	if err != nil {
+		return time.Time{}, Errorf(Invalid, "%s must be an RFC 3339 time (2026-12-01T08:00:00+08:00) or a date (2026-12-01), got %q", name, truncate(v, 40))
 	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	return time.Time{}, Errorf(Invalid, "%s must be an RFC 3339 time (2026-12-01T08:00:00+08:00) or a date (2026-12-01), got %q", name, truncate(v, 40))
+	return t, nil
 }
 
 // Summary is the service's figures over a period. Errors: Invalid (the period),

@@ -56,6 +56,21 @@ func New(db *bolt.DB) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
+// Open returns the store in a database opened read-only (kefu analytics export); an
+// error when the file holds no analytics.
+func Open(db *bolt.DB) (*Store, error) {
+	err := db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(root) == nil {
+			return fmt.Errorf("%s holds no analytics (written by kefu serve since analytics exist)", db.Path())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
 func be(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
 
 func apply(tx *bolt.Tx, b *analytics.Batch) error {

@@ -4,7 +4,7 @@
 // conversations and SLA timers in sorted sets. Each write is one Lua script, so a node's
 // batch lands whole or not at all. Every key carries the hash tag {analytics}.
 //
-// Keys under PREFIX{analytics}:
+// Keys under PREFIX:{analytics}:
 //
 //	c:h:2026-12-01T13, c:d:2026-12-01   hash "channel|lang|metric" → count
 //	events                              stream of {"j": event JSON}
@@ -36,7 +36,7 @@ const maxQuestions = 20000
 // Store is an analytics.Store on Redis.
 type Store struct {
 	rdb       *redis.Client
-	p         string // PREFIX{analytics}:
+	p         string // PREFIX:{analytics}:
 	retention time.Duration
 }
 
@@ -48,7 +48,7 @@ func New(rdb *redis.Client, prefix string, retention time.Duration) *Store {
 	if retention <= 0 {
 		retention = 90 * 24 * time.Hour
 	}
-	return &Store{rdb: rdb, p: prefix + "{analytics}:", retention: retention}
+	return &Store{rdb: rdb, p: prefix + ":{analytics}:", retention: retention}
 }
 
 // Setup creates the events stream's consumer group (once; later calls find it).

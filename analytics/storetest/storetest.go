@@ -190,7 +190,7 @@ func figures(t *testing.T, s analytics.Store) {
 		"csat": map[string]any{"responses": 1.0, "mean": 5.0, "satisfied_rate": 1.0, "scores": map[string]any{"5": 1.0}}})
 	zh, _ := analytics.Summarize(ctx, s, analytics.Query{From: q.From, To: q.To, Lang: "zh", Channel: "web"})
 	compare(t, "summary of nothing", zh, map[string]any{"conversations": 0.0, "auto_resolution_rate": nil, "handoff_rate": nil,
-		"csat": map[string]any{"responses": 0.0, "mean": nil, "satisfied_rate": nil, "scores": map[string]any{}},
+		"csat":            map[string]any{"responses": 0.0, "mean": nil, "satisfied_rate": nil, "scores": map[string]any{}},
 		"bot_response_ms": map[string]any{"count": 0.0, "p50": nil, "p95": nil}})
 	// The period is read in whole hours: the hour before T0 holds nothing.
 	before, _ := analytics.Summarize(ctx, s, analytics.Query{From: T0.Add(-24 * time.Hour), To: T0})
@@ -297,4 +297,3 @@ func same(a, b any) bool {
 }
 
 func js(v any) string { b, _ := json.Marshal(v); return string(b) }
-

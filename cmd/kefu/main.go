@@ -42,6 +42,7 @@ Commands:
   kb        import or export knowledge-base articles (YAML or CSV)
   validate  check a bot bundle against its model, knowledge base, stories and training
             data: unknown intents, duplicate articles, contradictory examples (file:line)
+  analytics export the analytics events of a period as JSON lines (for a warehouse)
   version   print the version
   help      this text; 'kefu help CMD' is 'kefu CMD --help'
 
@@ -78,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = kbCmd(ctx, args[1:], stdout, stderr)
 	case "validate":
 		err = validateCmd(ctx, args[1:], stdout, stderr)
+	case "analytics":
+		err = analyticsCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":
