@@ -425,10 +425,11 @@ func (k *KB) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
 
 // Search returns the k best published articles for text in lang ("" for any).
 func (k *KB) Search(ctx context.Context, text, lang string, n int) ([]Hit, error) {
+	// Searched under the read lock: a reload swaps the index under the write lock and
+	// closes the old one after, so no search ever meets a closed index.
 	k.mu.RLock()
-	idx := k.idx
-	k.mu.RUnlock()
-	return idx.Search(ctx, text, lang, n)
+	defer k.mu.RUnlock()
+	return k.idx.Search(ctx, text, lang, n)
 }
 
 // Len is the number of searchable (published) articles.
