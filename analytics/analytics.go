@@ -184,8 +184,8 @@ func (b *Batch) line(kind string, ev Event) {
 // seconds are counted in buckets with these upper bounds (the last one open); quantiles are
 // read by interpolating within the bucket, so they are as exact as the buckets are narrow.
 var (
-	responseBounds = []float64{1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 7000, 10000}
-	waitBounds     = []float64{5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 420, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 21600, 43200, 86400}
+	responseBounds = []float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000, 7000, 10000}
+	waitBounds     = []float64{1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 420, 600, 900, 1200, 1800, 2700, 3600, 5400, 7200, 10800, 21600, 43200, 86400}
 )
 
 func bucketOf(bounds []float64, v float64) int {

@@ -1,13 +1,19 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kefu-ai/kefu/analytics"
+	anbolt "github.com/kefu-ai/kefu/analytics/boltstore"
 	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/internal/testenv"
@@ -19,7 +25,7 @@ var resultSink *engine.MessageResult
 
 // demoEngine is the demo bot on the demo model with the bundled KB, conversations in
 // memory: kefu serve without Redis, minus HTTP.
-func demoEngine(b *testing.B) *engine.Engine {
+func demoEngine(b *testing.B, figures ...*analytics.Recorder) *engine.Engine {
 	b.Helper()
 	rt := testenv.Runtime(b)
 	bundle := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot")
@@ -51,14 +57,48 @@ func demoEngine(b *testing.B) *engine.Engine {
 	if _, err := k.Import(b.Context(), articles, "bench", false); err != nil {
 		b.Fatal(err)
 	}
-	return engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(bot, nil), KB: k})
+	cfg := engine.Config{NLU: clf, Bot: dialogs.NewMachine(bot, nil), KB: k}
+	if len(figures) > 0 {
+		cfg.Analytics = figures[0]
+	}
+	return engine.New(cfg)
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkTurn: one customer message through the whole in-process turn (NLU, policy,
 // dialog or KB, save in memory), one sub-benchmark per kind of turn. Each conversation takes
-// a few turns, so its state stays small.
-func BenchmarkTurn(b *testing.B) {
-	eng := demoEngine(b)
+// a few turns, so its state stays small. cpu-µs/op is the process's CPU time per turn,
+// background work (the analytics flush) included.
+func BenchmarkTurn(b *testing.B) { turns(b, demoEngine(b)) }
+
+// BenchmarkTurnAnalytics is BenchmarkTurn with the service's figures recorded in an
+// embedded kefu.db and flushed every second, as kefu serve without Redis does: the
+// recording's cost is the difference (benchstat; README, Service figures).
+func BenchmarkTurnAnalytics(b *testing.B) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "kefu.db"), 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	st, err := anbolt.New(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng := demoEngine(b, analytics.NewRecorder(st, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); eng.Watch(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	turns(b, eng)
+}
+
+func turns(b *testing.B, eng *engine.Engine) {
 	for _, tc := range []struct {
 		name  string
 		texts []string
@@ -70,6 +110,7 @@ func BenchmarkTurn(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
+			cpu := cpuTime()
 			for b.Loop() {
 				text := tc.texts[i%len(tc.texts)]
 				r, err := eng.Message(b.Context(), fmt.Sprintf("bench-%s-%d", tc.name, i/4), engine.MessageRequest{Text: text})
@@ -79,11 +120,13 @@ func BenchmarkTurn(b *testing.B) {
 				resultSink = r
 				i++
 			}
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 		})
 	}
 	b.Run("parallel", func(b *testing.B) { // steady state: callers on every core, batches fill
 		b.ReportAllocs()
 		var n atomic.Int64
+		cpu := cpuTime()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := n.Add(1)
@@ -95,5 +138,6 @@ func BenchmarkTurn(b *testing.B) {
 				resultSink = r
 			}
 		})
+		b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 	})
 }
