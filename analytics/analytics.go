@@ -64,6 +64,9 @@ type Batch struct {
 	Counters map[string]map[string]int64
 	Lines    []Line
 	Puts     []Put
+
+	hourOf    int64            // the unix hour whose buckets these are
+	hour, day map[string]int64 // its counters
 }
 
 // Line is one JSON line of a kind, at a time.
@@ -96,30 +99,36 @@ type Item struct {
 	Info   []byte
 }
 
+// add counts n in field of the hour and the day of at.
 func (b *Batch) add(at time.Time, field string, n int64) {
+	if h := at.Unix() / 3600; b.hour == nil || h != b.hourOf { // most adds are in the hour of the last
+		b.hourOf, b.hour, b.day = h, b.bucket(HourBucket(at)), b.bucket(DayBucket(at))
+	}
+	b.hour[field] += n
+	b.day[field] += n
+}
+
+func (b *Batch) bucket(name string) map[string]int64 {
 	if b.Counters == nil {
 		b.Counters = map[string]map[string]int64{}
 	}
-	for _, k := range []string{HourBucket(at), DayBucket(at)} {
-		m := b.Counters[k]
-		if m == nil {
-			m = map[string]int64{}
-			b.Counters[k] = m
-		}
-		m[field] += n
+	m := b.Counters[name]
+	if m == nil {
+		m = map[string]int64{}
+		b.Counters[name] = m
 	}
+	return m
 }
 
 func (b *Batch) merge(o *Batch) {
+	if b.Counters == nil && len(o.Counters) > 0 {
+		b.Counters, b.hour = o.Counters, nil // take them whole
+		o.Counters, o.hour = nil, nil
+	}
 	for k, fields := range o.Counters {
+		m := b.bucket(k)
 		for f, n := range fields {
-			if b.Counters == nil {
-				b.Counters = map[string]map[string]int64{}
-			}
-			if b.Counters[k] == nil {
-				b.Counters[k] = map[string]int64{}
-			}
-			b.Counters[k][f] += n
+			m[f] += n
 		}
 	}
 	b.Lines = append(b.Lines, o.Lines...)

@@ -96,7 +96,19 @@ func IsUnanswered(source, reason string) bool {
 // Turn records t: buffered, or written at once with the buffer when it hands off.
 func (r *Recorder) Turn(ctx context.Context, t Turn) error {
 	ch := r.channel(t.Channel)
-	var b Batch
+	if t.Handoff != nil {
+		var b Batch
+		turnInto(&b, t, ch)
+		return r.write(ctx, &b)
+	}
+	r.mu.Lock()
+	turnInto(&r.pending, t, ch) // into the buffer: its buckets exist, little to allocate
+	r.mu.Unlock()
+	return nil
+}
+
+// turnInto adds t, counted under channel ch, to b.
+func turnInto(b *Batch, t Turn, ch string) {
 	f := func(m string) string { return field(ch, t.Lang, m) }
 	ev := Event{At: t.At, Type: "turn", Conversation: t.Conversation, Channel: ch, Lang: t.Lang, Turn: t.Seq, Source: t.Source,
 		Intent: t.Intent, Confidence: t.Confidence, Emotion: t.Emotion, Negative: t.Negative, Article: t.Article, KBAsked: t.KBAsked,
@@ -148,13 +160,6 @@ func (r *Recorder) Turn(ctx context.Context, t Turn) error {
 	resolved := t.Source == "dialog" || t.Source == "kb"
 	info, _ := json.Marshal(openInfo{Conversation: t.Conversation, Channel: ch, Lang: t.Lang, HandedOff: t.HandedOff, Resolved: resolved})
 	b.Puts = append(b.Puts, Put{Set: Open, Member: Member(t.Conversation, t.Instance), Score: t.At, Seq: t.Seq, Info: info})
-	if t.Handoff != nil {
-		return r.write(ctx, &b)
-	}
-	r.mu.Lock()
-	r.pending.merge(&b)
-	r.mu.Unlock()
-	return nil
 }
 
 // write applies b with whatever is buffered.

@@ -101,7 +101,8 @@ func (e *Engine) Watch(ctx context.Context) {
 // Tick writes the buffered reports, queues a handoff.sla_breached delivery for each
 // handoff whose SLA target passed without an agent (once, whichever node sees it first:
 // the outbox keeps one per key and the figure is claimed once), and, at most once a
-// minute, ends the conversations idle for Idle and prunes figures past Retention.
+// minute, ends the conversations idle for Idle, and once an hour prunes figures past
+// Retention.
 func (e *Engine) Tick(ctx context.Context) error {
 	r := e.cfg.Analytics
 	if r == nil {
@@ -131,6 +132,10 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if _, err := r.EndIdle(ctx, now.Add(-e.cfg.Idle)); err != nil {
 		return err
 	}
+	if now.Sub(e.pruned) < time.Hour {
+		return nil
+	}
+	e.pruned = now
 	return r.Store().Prune(ctx, now.Add(-e.cfg.Retention), now.Add(-max(2*e.cfg.Idle, 24*time.Hour)))
 }
 

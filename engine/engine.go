@@ -85,7 +85,9 @@ type Engine struct {
 	cfg   Config
 	bot   atomic.Pointer[dialogs.Machine]
 	locks locks
-	swept time.Time // Tick's last sweep of idle conversations
+	// Tick's last sweep of idle conversations and prune of old figures (Tick runs on one
+	// goroutine: Watch's).
+	swept, pruned time.Time
 }
 
 // New returns an engine (see Config; only NLU is required).

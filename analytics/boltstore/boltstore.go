@@ -282,10 +282,12 @@ func (s *Store) Prune(_ context.Context, linesBefore, claimsBefore time.Time) er
 			}
 		}
 		for _, kind := range []string{analytics.Events, analytics.Questions} {
-			if err := deleteBefore(r.Bucket([]byte(kind)), func(k, _ []byte) bool {
-				return int64(binary.BigEndian.Uint64(k[:8])) < linesBefore.UnixNano()
-			}); err != nil {
-				return err
+			// Lines are keyed by time: delete from the first until the cutoff.
+			cur := r.Bucket([]byte(kind)).Cursor()
+			for k, _ := cur.First(); k != nil && int64(binary.BigEndian.Uint64(k[:8])) < linesBefore.UnixNano(); k, _ = cur.First() {
+				if err := cur.Delete(); err != nil {
+					return err
+				}
 			}
 		}
 		for _, set := range []string{analytics.Open, analytics.Timers} {
@@ -299,6 +301,7 @@ func (s *Store) Prune(_ context.Context, linesBefore, claimsBefore time.Time) er
 	})
 }
 
+// deleteBefore deletes bk's entries for which old is true (reading them all).
 func deleteBefore(bk *bolt.Bucket, old func(k, v []byte) bool) error {
 	var doomed [][]byte
 	bk.ForEach(func(k, v []byte) error {

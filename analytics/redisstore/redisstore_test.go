@@ -16,3 +16,11 @@ func TestStore(t *testing.T) {
 	}
 	storetest.Run(t, s)
 }
+
+// BenchmarkSummary90Days: a summary over 90 days of 100,000 conversations a day (the
+// issue's bound: 100 ms).
+func BenchmarkSummary90Days(b *testing.B) {
+	rdb, prefix := testenv.Redis(b)
+	s := redisstore.New(rdb, prefix, 0)
+	storetest.BenchSummary(b, s, storetest.Fill(b, s, 90))
+}

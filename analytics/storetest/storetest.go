@@ -5,6 +5,7 @@ package storetest
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"reflect"
 	"strings"
@@ -251,6 +252,13 @@ func figures(t *testing.T, s analytics.Store) {
 	again, _ := analytics.Summarize(ctx, s, q)
 	if again.Conversations != 4 || again.Handoffs != 2 {
 		t.Errorf("erasure changed the counters: %d conversations, %d handoffs", again.Conversations, again.Handoffs)
+	}
+	// Past the retention, the lines go.
+	if err := s.Prune(ctx, q.To, q.To); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := analytics.Export(ctx, s, q.From, q.To, io.Discard); err != nil || n != 0 {
+		t.Errorf("after pruning everything: %d lines, %v", n, err)
 	}
 }
 
