@@ -39,6 +39,19 @@ func TestDemoBotLoads(t *testing.T) {
 	if b.Handoff.Intents["human_agent"] != "requested" {
 		t.Errorf("human_agent does not hand off: %v", b.Handoff.Intents)
 	}
+	if len(b.Handoff.SLA) != 3 || len(b.Handoff.Queues) != 3 || b.Handoff.DefaultQueue != "general" {
+		t.Errorf("demo SLA %v, queues %v", b.Handoff.SLA, b.Handoff.Queues)
+	}
+	// kefu validate checks the labels a queue names against the model, like every other.
+	found := false
+	for _, r := range b.LabelRefs() {
+		if r.Label == "refund_status" && strings.HasPrefix(r.Where, "handoff.queues") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the queues' intents are not among the bot's label references")
+	}
 }
 
 const okBot = `
@@ -71,6 +84,11 @@ func TestBadDefinitionsNameFileAndLine(t *testing.T) {
 		{"bad yaml", okBot, "flows:\n  f: [\n", "d.yaml:"},
 		{"same intent twice", okBot, "flows:\n  f:\n    intents: [x]\n    states: {a: {say: {zh: 好, en: ok}}}\n  g:\n    intents: [x]\n    states: {a: {say: {zh: 好, en: ok}}}\n", `already starts flow`},
 		{"not utf-8", okBot, "flows: \xff\n", "d.yaml: not UTF-8"},
+		{"sla of no priority", okBot + "handoff:\n  sla: {soon: 5m}\n", "flows: {}\n", `bot.yaml:9: handoff.sla: "soon" is not a priority`},
+		{"sla of no time", okBot + "handoff:\n  sla: {urgent: 0s}\n", "flows: {}\n", "bot.yaml:9: handoff.sla.urgent must be a positive duration"},
+		{"sla not a duration", okBot + "handoff:\n  sla: {urgent: soon}\n", "flows: {}\n", "bot.yaml:9"},
+		{"queue twice", okBot + "handoff:\n  queues:\n    - {name: a, tags: [x]}\n    - {name: a, tags: [y]}\n", "flows: {}\n", `bot.yaml:9: handoff.queues[1]: each queue needs a name of its own, got "a"`},
+		{"queue for nobody", okBot + "handoff:\n  queues:\n    - {name: a}\n", "flows: {}\n", "handoff.queues[0] (a) names no intents, tiers or tags"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

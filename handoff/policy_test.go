@@ -151,3 +151,38 @@ func TestStartReleaseAndRelay(t *testing.T) {
 		t.Fatalf("a conversation started again under the same id repeated handoff key %s", q.ID)
 	}
 }
+
+// TestRouteByCustomerAndTopic: the first queue matching the customer's tier or tags, or the
+// conversation's latest understood intent that a queue names; else the default.
+func TestRouteByCustomerAndTopic(t *testing.T) {
+	p := handoff.Policy{Queues: []handoff.Queue{
+		{Name: "vip", Tiers: []string{"gold"}, Skills: []string{"vip"}},
+		{Name: "b2b", Tags: []string{"company"}},
+		{Name: "after_sales", Intents: []string{"refund"}, Skills: []string{"refunds"}},
+		{Name: "payments", Intents: []string{"payment_failed"}},
+	}}
+	turn := func(intent string, conf float32) conversation.Turn {
+		return conversation.Turn{Intent: intent, Confidence: conf}
+	}
+	for _, tc := range []struct {
+		name     string
+		customer conversation.Customer
+		turns    []conversation.Turn
+		queue    string
+	}{
+		{"nothing matches", conversation.Customer{}, []conversation.Turn{turn("greeting", 0.9)}, "general"},
+		{"topic", conversation.Customer{}, []conversation.Turn{turn("refund", 0.9), turn("complaint", 0.9)}, "after_sales"},
+		{"latest topic wins", conversation.Customer{}, []conversation.Turn{turn("refund", 0.9), turn("payment_failed", 0.8)}, "payments"},
+		{"a topic not understood is no topic", conversation.Customer{}, []conversation.Turn{turn("refund", 0.9), turn("payment_failed", 0.1)}, "after_sales"},
+		{"tier before topic", conversation.Customer{Tier: "gold"}, []conversation.Turn{turn("refund", 0.9)}, "vip"},
+		{"tag", conversation.Customer{Tags: []string{"x", "company"}}, nil, "b2b"},
+	} {
+		c := &conversation.Conversation{Customer: tc.customer, Turns: tc.turns}
+		if q, _ := p.Route(c); q != tc.queue {
+			t.Errorf("%s: queue %q; want %q", tc.name, q, tc.queue)
+		}
+	}
+	if _, skills := p.Route(&conversation.Conversation{Turns: []conversation.Turn{turn("refund", 0.9)}}); len(skills) != 1 || skills[0] != "refunds" {
+		t.Errorf("skills %v", skills)
+	}
+}
