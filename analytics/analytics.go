@@ -35,8 +35,9 @@ type Store interface {
 	Claim(ctx context.Context, c Claim, b *Batch) (bool, error)
 	// Due lists up to n members of set with a score at or before t, lowest first.
 	Due(ctx context.Context, set string, t time.Time, n int) ([]Item, error)
-	// Counters returns each named bucket's counters (empty when it has none).
-	Counters(ctx context.Context, buckets []string) ([]map[string]int64, error)
+	// Counters adds up the counters of each group of buckets: one map per group (empty when
+	// its buckets hold nothing).
+	Counters(ctx context.Context, groups [][]string) ([]map[string]int64, error)
 	// Lines calls fn with each line of kind (Events, Questions) whose time is in [from, to).
 	Lines(ctx context.Context, kind string, from, to time.Time, fn func(Line) error) error
 	// Forget removes every line that names conversation conv.

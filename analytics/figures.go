@@ -103,28 +103,27 @@ func Buckets(from, to time.Time) []string {
 // Summarize adds up q's period.
 func Summarize(ctx context.Context, s Store, q Query) (*Summary, error) {
 	q.From, q.To = q.From.UTC().Truncate(time.Hour), q.To.UTC().Truncate(time.Hour)
-	all, err := s.Counters(ctx, Buckets(q.From, q.To))
+	sums, err := s.Counters(ctx, [][]string{Buckets(q.From, q.To)})
 	if err != nil {
 		return nil, err
 	}
-	return summarize(q, all), nil
+	return summarize(q, sums[0]), nil
 }
 
-func summarize(q Query, buckets []map[string]int64) *Summary {
+// summarize reads the figures off fields, the period's counters added up.
+func summarize(q Query, fields map[string]int64) *Summary {
 	sum := &Summary{From: q.From, To: q.To, HandoffReasons: map[string]int64{}, HandoffQueues: map[string]int64{}, HandoffPriority: map[string]int64{},
 		TimeToAgentS: map[string]Quantiles{}, SLA: map[string]SLA{}, Sources: map[string]int64{}, Intents: []IntentCount{},
 		Channels: map[string]int64{}, CSAT: CSAT{Scores: map[string]int64{}}, counters: map[string]int64{}, waits: map[string]map[int]int64{}}
 	c := sum.counters
-	for _, b := range buckets {
-		for f, n := range b {
-			ch, lang, metric, ok := splitField(f)
-			if !ok || q.Channel != "" && ch != q.Channel || q.Lang != "" && lang != q.Lang {
-				continue
-			}
-			c[metric] += n
-			if metric == mMessages {
-				sum.Channels[ch] += n
-			}
+	for f, n := range fields {
+		ch, lang, metric, ok := splitField(f)
+		if !ok || q.Channel != "" && ch != q.Channel || q.Lang != "" && lang != q.Lang {
+			continue
+		}
+		c[metric] += n
+		if metric == mMessages {
+			sum.Channels[ch] += n
 		}
 	}
 	response := map[int]int64{}
@@ -268,8 +267,7 @@ func Chart(ctx context.Context, s Store, q Query, metric, bucket string) (*Serie
 		from = from.Truncate(24 * time.Hour)
 	}
 	var starts []time.Time
-	var names [][]string
-	var flat []string
+	var groups [][]string
 	for t := from; t.Before(q.To); t = t.Add(step) {
 		end := t.Add(step)
 		if end.After(q.To) {
@@ -279,19 +277,15 @@ func Chart(ctx context.Context, s Store, q Query, metric, bucket string) (*Serie
 		if start.Before(q.From) {
 			start = q.From
 		}
-		bs := Buckets(start, end)
-		starts, names = append(starts, t), append(names, bs)
-		flat = append(flat, bs...)
+		starts, groups = append(starts, t), append(groups, Buckets(start, end))
 	}
-	got, err := s.Counters(ctx, flat)
+	sums, err := s.Counters(ctx, groups)
 	if err != nil {
 		return nil, err
 	}
 	out := &Series{Metric: metric, Bucket: bucket, Points: []Point{}}
-	i := 0
 	for k, t := range starts {
-		sum := summarize(Query{From: t, To: t.Add(step), Channel: q.Channel, Lang: q.Lang}, got[i:i+len(names[k])])
-		i += len(names[k])
+		sum := summarize(Query{From: t, To: t.Add(step), Channel: q.Channel, Lang: q.Lang}, sums[k])
 		out.Points = append(out.Points, Point{At: t, Value: sum.metric(metric)})
 	}
 	return out, nil

@@ -15,7 +15,8 @@ import (
 // and a turn that hands off, is written at once with what is buffered, because other
 // nodes act on it (an SLA timer, an ended conversation).
 type Recorder struct {
-	store Store
+	store Store // written to
+	read  Store // read through, with the final buckets cached (Cached)
 	now   func() time.Time
 
 	mu       sync.Mutex
@@ -28,11 +29,12 @@ func NewRecorder(s Store, now func() time.Time) *Recorder {
 	if now == nil {
 		now = time.Now
 	}
-	return &Recorder{store: s, now: now, channels: map[string]bool{}}
+	return &Recorder{store: s, read: Cached(s, now), now: now, channels: map[string]bool{}}
 }
 
-// Store is where r writes.
-func (r *Recorder) Store() Store { return r.store }
+// Store is where r writes, to read figures from: the counters of buckets that can no
+// longer change come from memory after the first read.
+func (r *Recorder) Store() Store { return r.read }
 
 // channel is c as counted, and "other" past the first maxChannels names.
 func (r *Recorder) channel(c string) string {
@@ -296,7 +298,7 @@ func (r *Recorder) endBatch(at time.Time, conv string, o openInfo) *Batch {
 }
 
 // EndIdle ends the conversations whose last turn was at or before idleSince (their state
-// has expired), each once whichever node runs it; it returns how many it ended.
+// has expired), each once whichever node runs it, counted now; it returns how many it ended.
 func (r *Recorder) EndIdle(ctx context.Context, idleSince time.Time) (int, error) {
 	if err := r.Flush(ctx); err != nil {
 		return 0, err
@@ -312,8 +314,8 @@ func (r *Recorder) EndIdle(ctx context.Context, idleSince time.Time) (int, error
 			if json.Unmarshal(it.Info, &o) != nil {
 				o = openInfo{Channel: Unset}
 			}
-			at := it.Score // it ended with its last turn
-			ok, err := r.store.Claim(ctx, Claim{Set: Open, Member: it.Member, At: r.now(), Before: it.Score}, r.endBatch(at, o.Conversation, o))
+			now := r.now() // counted when noticed: buckets that have passed stay final (Cached)
+			ok, err := r.store.Claim(ctx, Claim{Set: Open, Member: it.Member, At: now, Before: it.Score}, r.endBatch(now, o.Conversation, o))
 			if err != nil {
 				return n, err
 			}

@@ -196,20 +196,22 @@ func (s *Store) Due(_ context.Context, set string, t time.Time, n int) ([]analyt
 	return out, err
 }
 
-// Counters reads the buckets.
-func (s *Store) Counters(_ context.Context, buckets []string) ([]map[string]int64, error) {
-	out := make([]map[string]int64, len(buckets))
+// Counters adds up each group of buckets.
+func (s *Store) Counters(_ context.Context, groups [][]string) ([]map[string]int64, error) {
+	out := make([]map[string]int64, len(groups))
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(root).Bucket([]byte("c"))
-		for i, name := range buckets {
+		for i, names := range groups {
 			m := map[string]int64{}
-			if bk := c.Bucket([]byte(name)); bk != nil {
-				bk.ForEach(func(k, v []byte) error {
-					if len(v) == 8 {
-						m[string(k)] = int64(binary.BigEndian.Uint64(v))
-					}
-					return nil
-				})
+			for _, name := range names {
+				if bk := c.Bucket([]byte(name)); bk != nil {
+					bk.ForEach(func(k, v []byte) error {
+						if len(v) == 8 {
+							m[string(k)] += int64(binary.BigEndian.Uint64(v))
+						}
+						return nil
+					})
+				}
 			}
 			out[i] = m
 		}

@@ -229,28 +229,51 @@ func (s *Store) Due(ctx context.Context, set string, t time.Time, n int) ([]anal
 	return out, nil
 }
 
-// Counters reads the buckets in one pipeline.
-func (s *Store) Counters(ctx context.Context, buckets []string) ([]map[string]int64, error) {
+// Counters reads every bucket in one pipeline and adds up each group's.
+func (s *Store) Counters(ctx context.Context, groups [][]string) ([]map[string]int64, error) {
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(buckets))
-	for i, b := range buckets {
-		cmds[i] = pipe.HGetAll(ctx, s.p+"c:"+b)
+	var cmds [][]*redis.Cmd
+	for _, names := range groups {
+		g := make([]*redis.Cmd, len(names))
+		for i, b := range names {
+			g[i] = pipe.Do(ctx, "HGETALL", s.p+"c:"+b) // raw pairs: no map per bucket
+		}
+		cmds = append(cmds, g)
 	}
-	if len(buckets) > 0 {
+	if pipe.Len() > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, unavailable(err)
 		}
 	}
-	out := make([]map[string]int64, len(buckets))
-	for i, cmd := range cmds {
+	out := make([]map[string]int64, len(groups))
+	for i, g := range cmds {
 		m := map[string]int64{}
-		for f, v := range cmd.Val() {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			m[f] = n
+		for _, cmd := range g {
+			add(m, cmd.Val())
 		}
 		out[i] = m
 	}
 	return out, nil
+}
+
+// add adds the field/value pairs of an HGETALL reply (a list in RESP2, a map in RESP3) to m.
+func add(m map[string]int64, reply any) {
+	switch r := reply.(type) {
+	case []any:
+		for i := 0; i+1 < len(r); i += 2 {
+			f, _ := r[i].(string)
+			v, _ := r[i+1].(string)
+			n, _ := strconv.ParseInt(v, 10, 64)
+			m[f] += n
+		}
+	case map[any]any:
+		for f, v := range r {
+			fs, _ := f.(string)
+			vs, _ := v.(string)
+			n, _ := strconv.ParseInt(vs, 10, 64)
+			m[fs] += n
+		}
+	}
 }
 
 // lineHead is what Lines and Forget read of a line.

@@ -71,8 +71,14 @@ func Fill(tb testing.TB, s analytics.Store, days int) analytics.Query {
 	return analytics.Query{From: start.Add(-12 * time.Hour), To: end.Add(12 * time.Hour)}
 }
 
-// BenchSummary measures a summary of q on s.
+// BenchSummary measures a summary of q on s: read from the store every time ("cold"),
+// and through the cache of final buckets a running kefu reads through ("warm").
 func BenchSummary(b *testing.B, s analytics.Store, q analytics.Query) {
+	b.Run("cold", func(b *testing.B) { benchSummary(b, s, q) })
+	b.Run("warm", func(b *testing.B) { benchSummary(b, analytics.Cached(s, nil), q) })
+}
+
+func benchSummary(b *testing.B, s analytics.Store, q analytics.Query) {
 	b.ReportAllocs()
 	for b.Loop() {
 		sum, err := analytics.Summarize(context.Background(), s, q)

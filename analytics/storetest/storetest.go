@@ -5,6 +5,7 @@ package storetest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"reflect"
@@ -56,7 +57,7 @@ func claims(t *testing.T, s analytics.Store) {
 			t.Fatalf("claim %d = %v, %v; want %v", i+1, ok, err, want)
 		}
 	}
-	c, err := s.Counters(ctx, []string{analytics.DayBucket(at), "d:1999-01-01"})
+	c, err := s.Counters(ctx, [][]string{{analytics.DayBucket(at)}, {"d:1999-01-01"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +182,13 @@ func figures(t *testing.T, s analytics.Store) {
 		"channels": map[string]any{"web": 4.0, "app": 2.0},
 	}
 	compare(t, "summary", got, want)
+	for i := range 2 { // read through the cache, cold then warm: the same figures
+		cached, err := analytics.Summarize(ctx, r.Store(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compare(t, fmt.Sprintf("summary read through the cache (%d)", i+1), cached, want)
+	}
 
 	app, err := analytics.Summarize(ctx, s, analytics.Query{From: q.From, To: q.To, Channel: "app"})
 	if err != nil {
