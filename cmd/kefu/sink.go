@@ -80,8 +80,8 @@ func printDelivery(w io.Writer, r webhook.Received) {
 	}
 	var p handoff.Payload
 	json.Unmarshal(r.Body, &p)
-	fmt.Fprintf(w, "=== handoff %s: conversation %s, reason %s, priority %s, customer %s (%s)\n",
-		safe(r.Key), safe(p.Conversation), safe(p.Reason), safe(p.Priority), safe(p.Customer.ID), safe(p.Customer.Tier))
+	fmt.Fprintf(w, "=== handoff %s: conversation %s, reason %s, priority %s, queue %s [%s], customer %s (%s)\n",
+		safe(r.Key), safe(p.Conversation), safe(p.Reason), safe(p.Priority), safe(p.Queue), safe(strings.Join(p.Skills, " ")), safe(p.Customer.ID), safe(p.Customer.Tier))
 	slots := make([]string, 0, len(p.Slots))
 	for _, k := range slices.Sorted(maps.Keys(p.Slots)) {
 		slots = append(slots, safe(k)+"="+safe(p.Slots[k]))
