@@ -35,7 +35,7 @@ const maxQuestions = 20000
 
 // Store is an analytics.Store on Redis.
 type Store struct {
-	rdb       *redis.Client
+	rdb       redis.UniversalClient
 	p         string // PREFIX:{analytics}:
 	retention time.Duration
 }
@@ -44,7 +44,7 @@ var _ analytics.Store = (*Store)(nil)
 
 // New returns the store under prefix; counters and lines are kept for retention (0: 90
 // days).
-func New(rdb *redis.Client, prefix string, retention time.Duration) *Store {
+func New(rdb redis.UniversalClient, prefix string, retention time.Duration) *Store {
 	if retention <= 0 {
 		retention = 90 * 24 * time.Hour
 	}

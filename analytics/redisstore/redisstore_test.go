@@ -24,3 +24,10 @@ func BenchmarkSummary90Days(b *testing.B) {
 	s := redisstore.New(rdb, prefix, 0)
 	storetest.BenchSummary(b, s, storetest.Fill(b, s, 90))
 }
+
+// TestStoreOnCluster: the same checks on a local Redis Cluster of three masters and three
+// replicas: every script touches one slot ({analytics}).
+func TestStoreOnCluster(t *testing.T) {
+	testenv.UseRedis(t, testenv.StartCluster(t).Client(t))
+	t.Run("store", TestStore)
+}

@@ -43,7 +43,7 @@ type redisTimeouts struct {
 
 func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 	return &storeFlags{
-		redisURL: fs.String("redis", "", "Redis URL, e.g. redis://127.0.0.1:6379/0; empty: conversations and the handoff outbox in memory, the KB journal under --data-dir"),
+		redisURL: fs.String("redis", "", "Redis: redis://host:6379/0 (one node), redis+cluster://host:7000?addr=host2:7001 (a cluster, by seeds), redis+sentinel://host:26379?addr=host2:26379&master_name=NAME (Sentinel); empty: everything under --data-dir (kefu.db, the KB journal)"),
 		prefix:   fs.String("redis-prefix", "kefu", "prefix of every Redis key"),
 		dataDir:  fs.String("data-dir", "kefu-data", "without Redis: where the knowledge base journal and kefu.db (conversations, handoff outbox) live"),
 		dial:     fs.Duration("redis-dial-timeout", time.Second, "longest wait to connect to Redis"),
@@ -54,9 +54,9 @@ func addStoreFlags(fs *flag.FlagSet) *storeFlags {
 // openKBStore returns the knowledge base store, where it is, and a function that closes it:
 // on rdb when it is set, else the journal in dataDir, with its experiment counters in db
 // when given (the single node's kefu.db).
-func openKBStore(rdb *redis.Client, prefix, dataDir string, db *bolt.DB) (kb.Store, string, func(), error) {
+func openKBStore(rdb redis.UniversalClient, prefix, dataDir string, db *bolt.DB) (kb.Store, string, func(), error) {
 	if rdb != nil {
-		return redisstore.New(rdb, redisstore.Options{Prefix: prefix}), "redis " + rdb.Options().Addr, func() {}, nil
+		return redisstore.New(rdb, redisstore.Options{Prefix: prefix}), "redis", func() {}, nil
 	}
 	j, err := kb.OpenJournal(dataDir)
 	if err != nil {
@@ -206,7 +206,7 @@ func kbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "kefu kb export: unexpected argument %q\n", files[0])
 		return errUsage
 	}
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if *store.redisURL != "" {
 		if rdb, err = connectRedis(ctx, *store.redisURL, store.timeouts()); err != nil {
 			return err

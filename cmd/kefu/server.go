@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,7 +110,7 @@ func (s *server) open(ctx context.Context, cfg serverConfig) error {
 		return err
 	}
 	s.bot = where
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if cfg.RedisURL != "" {
 		if rdb, err = connectRedis(ctx, cfg.RedisURL, cfg.RedisTimeouts); err != nil {
 			return err
@@ -270,23 +271,50 @@ func (redisLog) Printf(ctx context.Context, format string, v ...any) {
 
 func init() { redis.SetLogger(redisLog{}) }
 
-// connectRedis returns a client for url, checked with a PING.
-func connectRedis(ctx context.Context, url string, t redisTimeouts) (*redis.Client, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("--redis: %w", err)
+// connectRedis returns a client for raw, checked with a PING. The URL's scheme says what
+// kind of Redis it is:
+//
+//	redis://host:6379/0 (rediss:// for TLS, unix:///path)           one node
+//	redis+cluster://host1:7000?addr=host2:7001&addr=host3:7002        a Redis Cluster, by seeds
+//	redis+sentinel://s1:26379?addr=s2:26379&master_name=kefu          Sentinel's master "kefu"
+//
+// Every client gets the same timeouts (redisTimeouts) and one retry.
+func connectRedis(ctx context.Context, raw string, t redisTimeouts) (redis.UniversalClient, error) {
+	dial, io := cmp.Or(t.Dial, time.Second), cmp.Or(t.IO, 500*time.Millisecond)
+	pool := io + dial // waiting for a free connection
+	var rdb redis.UniversalClient
+	var where string
+	switch scheme, rest, _ := strings.Cut(raw, "://"); scheme {
+	case "redis+cluster", "rediss+cluster":
+		opt, err := redis.ParseClusterURL(strings.TrimSuffix(scheme, "+cluster") + "://" + rest)
+		if err != nil {
+			return nil, fmt.Errorf("--redis (cluster): %w", err)
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout, opt.MaxRetries = dial, io, io, pool, 1
+		rdb, where = redis.NewClusterClient(opt), "the Redis Cluster seeded by "+strings.Join(opt.Addrs, ",")
+	case "redis+sentinel", "rediss+sentinel":
+		opt, err := redis.ParseFailoverURL(strings.TrimSuffix(scheme, "+sentinel") + "://" + rest)
+		if err != nil {
+			return nil, fmt.Errorf("--redis (sentinel): %w", err)
+		}
+		if opt.MasterName == "" {
+			return nil, fmt.Errorf("--redis (sentinel): name the master with ?master_name=NAME")
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout, opt.MaxRetries = dial, io, io, pool, 1
+		rdb, where = redis.NewFailoverClient(opt), fmt.Sprintf("Sentinel master %q via %s", opt.MasterName, strings.Join(opt.SentinelAddrs, ","))
+	default:
+		opt, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("--redis: %w (one node: redis://host:6379/0; a cluster: redis+cluster://host:7000?addr=host2:7001; Sentinel: redis+sentinel://host:26379?master_name=NAME)", err)
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout, opt.MaxRetries = dial, io, io, pool, 1 // a hung Redis: one more try, then 503
+		rdb, where = redis.NewClient(opt), "redis at "+opt.Addr
 	}
-	opt.DialTimeout = cmp.Or(t.Dial, time.Second)
-	opt.ReadTimeout = cmp.Or(t.IO, 500*time.Millisecond)
-	opt.WriteTimeout = opt.ReadTimeout
-	opt.PoolTimeout = opt.ReadTimeout + opt.DialTimeout // waiting for a free connection
-	opt.MaxRetries = 1                                  // a hung Redis: one more try, then 503
-	rdb := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	return rdb, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kefu-ai/kefu/conversation"
+	"github.com/kefu-ai/kefu/internal/redisscan"
 )
 
 // Options configure a Store; the zero value is the default.
@@ -267,14 +268,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`)
 
 // Erase forgets the conversation's call results (dialogs.Recorder).
+// The keys are found with SCAN, on every master of a cluster.
 func (r *Calls) Erase(ctx context.Context, conv string) error {
-	iter := r.rdb.Scan(ctx, 0, r.prefix+":call:{"+conv+":*", 500).Iterator()
-	for iter.Next(ctx) {
-		if err := r.rdb.Del(ctx, iter.Val()).Err(); err != nil {
-			return unavailable(err)
-		}
-	}
-	if err := iter.Err(); err != nil {
+	err := redisscan.Keys(ctx, r.rdb, r.prefix+":call:{"+conv+":*", func(key string) error { return r.rdb.Del(ctx, key).Err() })
+	if err != nil {
 		return unavailable(err)
 	}
 	return nil

@@ -153,3 +153,11 @@ func TestCallsAreMadeOnceAcrossNodes(t *testing.T) {
 		t.Fatalf("after an abandoned call: %q %v", b, err)
 	}
 }
+
+// TestOnCluster: the store's checks again on a local Redis Cluster (three masters, three
+// replicas): a conversation's keys share its hash tag, and erasure scans every master.
+func TestOnCluster(t *testing.T) {
+	testenv.UseRedis(t, testenv.StartCluster(t).Client(t))
+	t.Run("compare-and-set", TestSaveIsCompareAndSetWithTTLAndTranscript)
+	t.Run("calls", TestCallsAreMadeOnceAcrossNodes)
+}

@@ -44,7 +44,7 @@ type world struct {
 	nodes   []*httptest.Server
 	sink    *webhook.Sink
 	failing atomic.Int32 // the receiver answers 503 to this many more requests
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	prefix  string
 	outbox  *boxredis.Outbox
 	// actions counts the backend's action calls by Idempotency-Key.
@@ -83,7 +83,7 @@ func botDefinition(t testing.TB, backend string) *dialogs.Bot {
 }
 
 // newWorld starts n nodes. rdb may be a client through a proxy (to take Redis down).
-func newWorld(t *testing.T, n int, rdb *redis.Client, prefix string) *world {
+func newWorld(t *testing.T, n int, rdb redis.UniversalClient, prefix string) *world {
 	t.Helper()
 	w := &world{rdb: rdb, prefix: prefix, actions: map[string]int{}}
 	w.sink = &webhook.Sink{Secrets: [][]byte{[]byte(handoffSecret)}}

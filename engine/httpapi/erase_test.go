@@ -13,6 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kefu-ai/kefu/analytics"
+	anredis "github.com/kefu-ai/kefu/analytics/redisstore"
 	"github.com/kefu-ai/kefu/conversation/redisstore"
 	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/engine"
@@ -20,6 +22,7 @@ import (
 	"github.com/kefu-ai/kefu/handoff"
 	boxredis "github.com/kefu-ai/kefu/handoff/redisstore"
 	"github.com/kefu-ai/kefu/handoff/webhook"
+	"github.com/kefu-ai/kefu/internal/redisscan"
 	"github.com/kefu-ai/kefu/internal/testenv"
 	"github.com/kefu-ai/kefu/kb"
 	kbredis "github.com/kefu-ai/kefu/kb/redisstore"
@@ -60,8 +63,10 @@ func TestDeleteErasesEveryCopy(t *testing.T) {
 		defer close(done)
 		box.Run(runCtx, (&webhook.Sender{URL: desk.URL, Secrets: [][]byte{[]byte("k")}}).Deliver)
 	}()
+	figures := anredis.New(rdb, p, 0) // the figures name the conversation too, until it is erased
 	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(t, backend.URL), nil), KB: k, Logger: log, Outbox: box,
-		Store: redisstore.New(rdb, redisstore.Options{Prefix: p, Transcript: 100}), Calls: redisstore.NewCalls(rdb, p, time.Hour)})
+		Store: redisstore.New(rdb, redisstore.Options{Prefix: p, Transcript: 100}), Calls: redisstore.NewCalls(rdb, p, time.Hour),
+		Analytics: analytics.NewRecorder(figures, nil)})
 	api, err := httpapi.New(eng, httpapi.Config{Logger: log, KB: k})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +93,7 @@ func TestDeleteErasesEveryCopy(t *testing.T) {
 	do(t, "POST", url+"/messages", `{"text":"anyone there? my phone is 13800138000"}`)
 
 	before := traces(t, rdb, prefix, id)
-	for _, want := range []string{"{conv:" + id + "}:state", "call:{" + id + ":", "seen:wording:" + id, "csat:wording:" + id, "{outbox}:key:" + id + ":handoff:", "{outbox}:dead entry", "{outbox}:stream entry"} {
+	for _, want := range []string{"{conv:" + id + "}:state", "call:{" + id + ":", "seen:wording:" + id, "csat:wording:" + id, "{outbox}:key:" + id + ":handoff:", "{outbox}:dead entry", "{outbox}:stream entry", "{analytics}:events entry"} {
 		if !slices.ContainsFunc(before, func(s string) bool { return strings.Contains(s, want) }) {
 			t.Errorf("before DELETE, nothing like %q names the conversation (the test would prove nothing): %v", want, before)
 		}
@@ -105,13 +110,11 @@ func TestDeleteErasesEveryCopy(t *testing.T) {
 }
 
 // traces lists the keys under prefix that name id, and the stream entries that mention it.
-func traces(t *testing.T, rdb *redis.Client, prefix, id string) []string {
+func traces(t *testing.T, rdb redis.UniversalClient, prefix, id string) []string {
 	t.Helper()
 	ctx := context.Background()
 	var out []string
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		key := iter.Val()
+	redisscan.Keys(ctx, rdb, prefix+"*", func(key string) error {
 		if strings.Contains(key, id) {
 			out = append(out, key)
 		}
@@ -126,6 +129,7 @@ func traces(t *testing.T, rdb *redis.Client, prefix, id string) []string {
 				}
 			}
 		}
-	}
+		return nil
+	})
 	return out
 }

@@ -57,7 +57,7 @@ type RedisLimiter struct {
 }
 
 // NewRedisLimiter limits under prefix in rdb.
-func NewRedisLimiter(rdb *redis.Client, prefix string, log *slog.Logger) *RedisLimiter {
+func NewRedisLimiter(rdb redis.UniversalClient, prefix string, log *slog.Logger) *RedisLimiter {
 	return &RedisLimiter{lim: redis_rate.NewLimiter(rdb), prefix: prefix, fallback: NewLocalLimiter(), log: log}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kefu-ai/kefu/handoff"
+	"github.com/kefu-ai/kefu/internal/redisscan"
 )
 
 // Outbox is a durable outbox on a Redis stream with a consumer group: a delivery stays
@@ -108,13 +109,8 @@ func (o *Outbox) Erase(ctx context.Context, conv string) error {
 		}
 	}
 	// Markers of deliveries already delivered (the stream no longer names them).
-	iter := o.rdb.Scan(ctx, 0, o.p+"key:"+prefix+"*", 500).Iterator()
-	for iter.Next(ctx) {
-		if err := o.rdb.Del(ctx, iter.Val()).Err(); err != nil {
-			return unavailable(err)
-		}
-	}
-	if err := iter.Err(); err != nil {
+	err := redisscan.Keys(ctx, o.rdb, o.p+"key:"+prefix+"*", func(key string) error { return o.rdb.Del(ctx, key).Err() })
+	if err != nil {
 		return unavailable(err)
 	}
 	return nil

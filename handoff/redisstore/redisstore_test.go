@@ -89,3 +89,11 @@ func TestOutboxSurvivesADeadConsumerAndAFlakyReceiver(t *testing.T) {
 		t.Fatalf("dead letters %+v", dead)
 	}
 }
+
+// TestOnCluster: the outbox's checks again on a local Redis Cluster (three masters, three
+// replicas): its stream, group and markers share the hash tag {outbox}.
+func TestOnCluster(t *testing.T) {
+	testenv.UseRedis(t, testenv.StartCluster(t).Client(t))
+	t.Run("dead consumer, flaky receiver", TestOutboxSurvivesADeadConsumerAndAFlakyReceiver)
+	t.Run("two nodes, slow desk", TestTwoNodesAndASlowDeskPostEachHandoffOnce)
+}

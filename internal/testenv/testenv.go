@@ -10,11 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kefu-ai/kefu/internal/redisscan"
 	"github.com/kefu-ai/kefu/models"
 )
 
@@ -78,10 +80,15 @@ func RedisAddr() string {
 	return "127.0.0.1:6379"
 }
 
-// Redis returns a client of the test Redis and a key prefix of the test's own; keys under the
-// prefix are deleted when the test ends.
-func Redis(tb testing.TB) (*redis.Client, string) {
+// Redis returns a client of the test Redis (the cluster UseRedis set, if any) and a key
+// prefix of the test's own; keys under the prefix are deleted when the test ends.
+func Redis(tb testing.TB) (redis.UniversalClient, string) {
 	tb.Helper()
+	prefix := fmt.Sprintf("kefutest:%s:%d:", tb.Name(), time.Now().UnixNano())
+	if c := override.Load(); c != nil {
+		tb.Cleanup(func() { deleteKeys(*c, prefix) })
+		return *c, prefix
+	}
 	c := redis.NewClient(&redis.Options{Addr: RedisAddr()})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -89,16 +96,25 @@ func Redis(tb testing.TB) (*redis.Client, string) {
 		c.Close()
 		Unavailable(tb, "Redis at "+RedisAddr(), err)
 	}
-	prefix := fmt.Sprintf("kefutest:%s:%d:", tb.Name(), time.Now().UnixNano())
 	tb.Cleanup(func() {
-		ctx := context.Background()
-		iter := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
+		deleteKeys(c, prefix)
 		c.Close()
 	})
 	return c, prefix
+}
+
+var override atomic.Pointer[redis.UniversalClient]
+
+// UseRedis makes Redis answer with rdb (a cluster, a Sentinel's master) until the test
+// ends, so that a package's store tests run again on it.
+func UseRedis(tb testing.TB, rdb redis.UniversalClient) {
+	override.Store(&rdb)
+	tb.Cleanup(func() { override.Store(nil) })
+}
+
+func deleteKeys(c redis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	redisscan.Keys(ctx, c, prefix+"*", func(key string) error { return c.Del(ctx, key).Err() })
 }
 
 // Tool returns the path of a third-party checker the tests run: promtool from PATH, or

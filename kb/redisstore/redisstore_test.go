@@ -178,3 +178,12 @@ func TestCountersAggregateAcrossNodes(t *testing.T) {
 		t.Fatalf("counts over two nodes: exposures %d csat %d thumbs up %d, want 100, 10, 10", exposures, csat, up)
 	}
 }
+
+// TestOnCluster: the KB store's checks again on a local Redis Cluster (three masters,
+// three replicas): every key shares the hash tag {kb}.
+func TestOnCluster(t *testing.T) {
+	testenv.UseRedis(t, testenv.StartCluster(t).Client(t))
+	t.Run("two nodes", TestTwoNodesStayInStep)
+	t.Run("conflicts", TestConcurrentEditsConflict)
+	t.Run("counters", TestCountersAggregateAcrossNodes)
+}
