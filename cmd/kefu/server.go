@@ -31,6 +31,7 @@ import (
 	boxbolt "github.com/kefu-ai/kefu/handoff/boltstore"
 	boxredis "github.com/kefu-ai/kefu/handoff/redisstore"
 	"github.com/kefu-ai/kefu/handoff/webhook"
+	"github.com/kefu-ai/kefu/internal/redisx"
 	"github.com/kefu-ai/kefu/kb"
 	"github.com/kefu-ai/kefu/models"
 )
@@ -291,7 +292,9 @@ func connectRedis(ctx context.Context, raw string, t redisTimeouts) (redis.Unive
 			return nil, fmt.Errorf("--redis (cluster): %w", err)
 		}
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout, opt.MaxRetries = dial, io, io, pool, 1
-		rdb, where = redis.NewClusterClient(opt), "the Redis Cluster seeded by "+strings.Join(opt.Addrs, ",")
+		cc := redis.NewClusterClient(opt)
+		redisx.FollowFailover(cc)
+		rdb, where = cc, "the Redis Cluster seeded by "+strings.Join(opt.Addrs, ",")
 	case "redis+sentinel", "rediss+sentinel":
 		opt, err := redis.ParseFailoverURL(strings.TrimSuffix(scheme, "+sentinel") + "://" + rest)
 		if err != nil {

@@ -21,7 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kefu-ai/kefu/conversation"
-	"github.com/kefu-ai/kefu/internal/redisscan"
+	"github.com/kefu-ai/kefu/internal/redisx"
 )
 
 // Options configure a Store; the zero value is the default.
@@ -270,7 +270,7 @@ return 1`)
 // Erase forgets the conversation's call results (dialogs.Recorder).
 // The keys are found with SCAN, on every master of a cluster.
 func (r *Calls) Erase(ctx context.Context, conv string) error {
-	err := redisscan.Keys(ctx, r.rdb, r.prefix+":call:{"+conv+":*", func(key string) error { return r.rdb.Del(ctx, key).Err() })
+	err := redisx.Keys(ctx, r.rdb, r.prefix+":call:{"+conv+":*", func(key string) error { return r.rdb.Del(ctx, key).Err() })
 	if err != nil {
 		return unavailable(err)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/kefu-ai/kefu/handoff"
 	boxredis "github.com/kefu-ai/kefu/handoff/redisstore"
 	"github.com/kefu-ai/kefu/handoff/webhook"
-	"github.com/kefu-ai/kefu/internal/redisscan"
+	"github.com/kefu-ai/kefu/internal/redisx"
 	"github.com/kefu-ai/kefu/internal/testenv"
 	"github.com/kefu-ai/kefu/kb"
 	kbredis "github.com/kefu-ai/kefu/kb/redisstore"
@@ -114,7 +114,7 @@ func traces(t *testing.T, rdb redis.UniversalClient, prefix, id string) []string
 	t.Helper()
 	ctx := context.Background()
 	var out []string
-	redisscan.Keys(ctx, rdb, prefix+"*", func(key string) error {
+	redisx.Keys(ctx, rdb, prefix+"*", func(key string) error {
 		if strings.Contains(key, id) {
 			out = append(out, key)
 		}

@@ -20,7 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kefu-ai/kefu/handoff"
-	"github.com/kefu-ai/kefu/internal/redisscan"
+	"github.com/kefu-ai/kefu/internal/redisx"
 )
 
 // Outbox is a durable outbox on a Redis stream with a consumer group: a delivery stays
@@ -109,7 +109,7 @@ func (o *Outbox) Erase(ctx context.Context, conv string) error {
 		}
 	}
 	// Markers of deliveries already delivered (the stream no longer names them).
-	err := redisscan.Keys(ctx, o.rdb, o.p+"key:"+prefix+"*", func(key string) error { return o.rdb.Del(ctx, key).Err() })
+	err := redisx.Keys(ctx, o.rdb, o.p+"key:"+prefix+"*", func(key string) error { return o.rdb.Del(ctx, key).Err() })
 	if err != nil {
 		return unavailable(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kefu-ai/kefu/internal/redisx"
 )
 
 // Cluster is a local Redis Cluster of three masters and three replicas, real redis-server
@@ -46,6 +48,24 @@ func StartCluster(tb testing.TB) *Cluster {
 		tb.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	c.WaitHealthy(tb, 30*time.Second)
+	// Every replica in sync with its master: a replica that never synced cannot take over.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		synced := 0
+		for _, a := range c.Addrs {
+			r := redis.NewClient(&redis.Options{Addr: a})
+			info, _ := r.Info(context.Background(), "replication").Result()
+			r.Close()
+			if strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up") {
+				synced++
+			}
+		}
+		if synced == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("only %d of 3 replicas in sync after 30 s", synced)
+		}
+	}
 	return c
 }
 
@@ -90,6 +110,7 @@ func (c *Cluster) Kill(addr string) {
 func (c *Cluster) Client(tb testing.TB) *redis.ClusterClient {
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, DialTimeout: time.Second,
 		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, MaxRetries: 1})
+	redisx.FollowFailover(rdb) // as kefu serve's client does
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/kefu-ai/kefu/internal/redisscan"
+	"github.com/kefu-ai/kefu/internal/redisx"
 	"github.com/kefu-ai/kefu/models"
 )
 
@@ -114,7 +114,7 @@ func UseRedis(tb testing.TB, rdb redis.UniversalClient) {
 
 func deleteKeys(c redis.UniversalClient, prefix string) {
 	ctx := context.Background()
-	redisscan.Keys(ctx, c, prefix+"*", func(key string) error { return c.Del(ctx, key).Err() })
+	redisx.Keys(ctx, c, prefix+"*", func(key string) error { return c.Del(ctx, key).Err() })
 }
 
 // Tool returns the path of a third-party checker the tests run: promtool from PATH, or
