@@ -101,3 +101,60 @@ func TestBenchHTTPOpenLoop(t *testing.T) {
 		t.Errorf("bench output: %s", line)
 	}
 }
+
+// TestServeOnAClusterAndSentinel: --redis in its cluster and Sentinel forms: kefu serve
+// starts on a local Redis Cluster and on a Sentinel group, answers a conversation, keeps a
+// handoff in the outbox and the figures; malformed forms are refused with the form to use.
+func TestServeOnAClusterAndSentinel(t *testing.T) {
+	cluster := testenv.StartCluster(t)
+	sentinel := testenv.StartSentinel(t)
+	for name, url := range map[string]string{
+		"cluster":  "redis+cluster://" + cluster.Addrs[0] + "?addr=" + cluster.Addrs[1],
+		"sentinel": "redis+sentinel://" + sentinel.Sentinels[0] + "?addr=" + sentinel.Sentinels[1] + "&master_name=kefu",
+	} {
+		t.Run(name, func(t *testing.T) {
+			base, stop := startServe(t, "--redis", url, "--redis-prefix", "kefu-"+name, "--handoff-url", "-")
+			post := func(path, body string) string {
+				t.Helper()
+				resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				data, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 {
+					t.Fatalf("%s: %d %s", path, resp.StatusCode, data)
+				}
+				return string(data)
+			}
+			if r := post("/v1/conversations/cl-1/messages", `{"text": "where is my order"}`); !strings.Contains(r, `"source":"dialog"`) {
+				t.Errorf("order question: %s", r)
+			}
+			if r := post("/v1/conversations/cl-1/messages", `{"text": "我要投诉"}`); !strings.Contains(r, `"source":"handoff"`) {
+				t.Errorf("complaint: %s", r)
+			}
+			resp, err := http.Get(base + "/v1/analytics/summary")
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !strings.Contains(string(data), `"conversations":1,"messages":2`) || !strings.Contains(string(data), `"handoffs":1`) {
+				t.Errorf("figures: %s", data)
+			}
+			if logs, err := stop(); err != nil {
+				t.Fatalf("serve: %v\n%s", err, logs)
+			}
+		})
+	}
+	for _, c := range []struct{ url, want string }{
+		{"redis+sentinel://" + sentinel.Sentinels[0], "master_name"},
+		{"redis+cluster://127.0.0.1:1", "Redis Cluster seeded by 127.0.0.1:1"},
+		{"http://example.com", "redis+cluster://"},
+	} {
+		code, _, stderr := kefu(t, nil, "serve", "--redis", c.url, "--data-dir", t.TempDir())
+		if code != 1 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("--redis %s: exit %d, %s; want one line naming %q", c.url, code, stderr, c.want)
+		}
+	}
+}
