@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
@@ -53,6 +54,8 @@ type Config struct {
 	// OpenMetrics serves /metrics without a key (for a Prometheus on a private network);
 	// otherwise it needs an admin key.
 	OpenMetrics bool
+	// SessionTTL is how long a console sign-in lasts; default 8 hours.
+	SessionTTL time.Duration
 }
 
 // Server is kefu's HTTP API.
@@ -64,6 +67,9 @@ type Server struct {
 	metrics *metrics
 	guesses guessLimit // failed authentications per source address
 	openapi []byte     // the document /openapi.json serves
+	// The console's pages and sessions (console.go).
+	pages    map[string]*template.Template
+	sessions sessions
 }
 
 // New builds the API over eng; it fails on an invalid key.
@@ -79,6 +85,9 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	}
 	if cfg.Limiter == nil {
 		cfg.Limiter = NewLocalLimiter()
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 8 * time.Hour
 	}
 	keys, err := newKeyring(cfg.Keys)
 	if err != nil {
@@ -96,6 +105,11 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 
 	rs := s.routes()
 	s.register(rs)
+	if cfg.KB != nil {
+		if err := s.console(); err != nil {
+			return nil, fmt.Errorf("console templates: %w", err)
+		}
+	}
 	doc, err := s.document(rs)
 	if err != nil {
 		return nil, fmt.Errorf("building the OpenAPI document: %w", err)

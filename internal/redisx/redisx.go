@@ -6,18 +6,24 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Keys calls fn with each key matching pattern (a key may come twice, as SCAN allows).
+// Keys calls fn with each key matching pattern (a key may come twice, as SCAN allows),
+// one call at a time (a cluster's masters are scanned at once).
 func Keys(ctx context.Context, rdb redis.UniversalClient, pattern string, fn func(key string) error) error {
+	var mu sync.Mutex
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		iter := c.Scan(ctx, 0, pattern, 500).Iterator()
 		for iter.Next(ctx) {
-			if err := fn(iter.Val()); err != nil {
+			mu.Lock()
+			err := fn(iter.Val())
+			mu.Unlock()
+			if err != nil {
 				return err
 			}
 		}

@@ -126,6 +126,11 @@ func (b *Browser) Click(selector string) {
 	b.tb.Fatalf("no element %s", selector)
 }
 
+// SetSize resizes the browser window (for a phone's width, say).
+func (b *Browser) SetSize(width, height int) {
+	b.call(b.base+"/window/rect", map[string]int{"width": width, "height": height}, nil)
+}
+
 // Screenshot writes a PNG of the viewport to path.
 func (b *Browser) Screenshot(path string) {
 	var data string

@@ -1,0 +1,569 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/kefu-ai/kefu/analytics"
+	"github.com/kefu-ai/kefu/conversation"
+	"github.com/kefu-ai/kefu/engine"
+	"github.com/kefu-ai/kefu/kb"
+)
+
+// The console (/console/) is kefu's web pages for knowledge-base editors and service
+// supervisors: server-rendered html/template pages, no script, one stylesheet, charts as
+// inline SVG. Its handlers call the engine and the KB as the REST handlers do; the
+// console adds no business logic of its own. It is signed into with an editor or admin
+// key, exchanged for a server-side session (cookie HttpOnly, SameSite=Strict, Secure
+// behind TLS), and every form carries the session's CSRF token.
+
+//go:embed console
+var consoleFiles embed.FS
+
+const (
+	sessionCookie = "kefu_console"
+	langCookie    = "kefu_lang"
+)
+
+// session is a signed-in console user.
+type session struct {
+	id, csrf string
+	Name     string
+	role     Role
+	expires  time.Time
+	Local    bool // no keys configured: the loopback operator, signed in as admin
+	chats    int  // conversations started in the chat panel
+	chatID   string
+}
+
+// sessions are the console's sessions, in this process (a node's sessions are its own:
+// behind a load balancer, pin the console to one node).
+type sessions struct {
+	mu sync.Mutex
+	m  map[string]*session
+}
+
+func (ss *sessions) add(s *session) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.m == nil {
+		ss.m = map[string]*session{}
+	}
+	now := time.Now()
+	for id, old := range ss.m { // forget the expired
+		if now.After(old.expires) {
+			delete(ss.m, id)
+		}
+	}
+	ss.m[s.id] = s
+}
+
+func (ss *sessions) get(id string) *session {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.m[id]
+	if s == nil || time.Now().After(s.expires) {
+		delete(ss.m, id)
+		return nil
+	}
+	return s
+}
+
+func (ss *sessions) drop(id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.m, id)
+}
+
+func randomToken() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// console registers the console's routes.
+func (s *Server) console() error {
+	funcs := template.FuncMap{
+		"pct": func(v *float64) string {
+			if v == nil {
+				return "—"
+			}
+			return strconv.FormatFloat(*v*100, 'f', 1, 64) + " %"
+		},
+		"num": func(v *float64) string {
+			if v == nil {
+				return "—"
+			}
+			return strconv.FormatFloat(*v, 'f', 1, 64)
+		},
+		"conf": func(v any) string {
+			switch x := v.(type) {
+			case float32:
+				return strconv.FormatFloat(float64(x), 'f', 2, 32)
+			case float64:
+				return strconv.FormatFloat(x, 'f', 2, 64)
+			}
+			return fmt.Sprint(v)
+		},
+		"when": func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") },
+	}
+	pages := map[string]*template.Template{}
+	for _, p := range []string{"signin", "dashboard", "unanswered", "kb", "chat", "error"} {
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles, "console/layout.html", "console/"+p+".html")
+		if err != nil {
+			return err
+		}
+		pages[p] = t
+	}
+	s.pages = pages
+	static, _ := fs.Sub(consoleFiles, "console/static")
+	g := s.e.Group("/console", s.consoleHeaders)
+	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/console/static/", http.FileServer(http.FS(static)))))
+	g.GET("/signin", s.consoleSignInPage)
+	g.POST("/signin", s.consoleSignIn)
+	g.POST("/signout", s.consoleSignOut, s.signedIn, s.csrf)
+	g.GET("/", s.consoleDashboard, s.signedIn)
+	g.GET("/unanswered", s.consoleUnanswered, s.signedIn)
+	g.POST("/unanswered/article", s.consoleNewArticle, s.signedIn, s.csrf)
+	g.GET("/kb", s.consoleKB, s.signedIn)
+	g.GET("/chat", s.consoleChat, s.signedIn)
+	g.POST("/chat", s.consoleSay, s.signedIn, s.csrf)
+	s.e.GET("/console", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/console/") })
+	return nil
+}
+
+// consoleHeaders: no script may run, nothing loads from elsewhere, no page frames this.
+func (s *Server) consoleHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Cache-Control", "no-store")
+		if lang := c.QueryParam("lang"); lang == "zh" || lang == "en" {
+			c.SetCookie(&http.Cookie{Name: langCookie, Value: lang, Path: "/console/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: 365 * 86400})
+			c.Set("lang", lang)
+		}
+		return next(c)
+	}
+}
+
+// lang is the console's language: ?lang=, the cookie, else the browser's.
+func consoleLang(c echo.Context) string {
+	if l, ok := c.Get("lang").(string); ok {
+		return l
+	}
+	if ck, err := c.Cookie(langCookie); err == nil && (ck.Value == "zh" || ck.Value == "en") {
+		return ck.Value
+	}
+	for _, part := range strings.Split(c.Request().Header.Get("Accept-Language"), ",") {
+		tag := strings.ToLower(strings.TrimSpace(strings.Split(part, ";")[0]))
+		if strings.HasPrefix(tag, "zh") {
+			return "zh"
+		}
+		if strings.HasPrefix(tag, "en") {
+			return "en"
+		}
+	}
+	return "en"
+}
+
+// secure says whether the console is reached over TLS (directly or behind a proxy that
+// says so), so that its cookie is marked Secure.
+func secure(c echo.Context) bool {
+	return c.Request().TLS != nil || c.Request().Header.Get("X-Forwarded-Proto") == "https"
+}
+
+// signedIn lets a request through with its session; without one it goes to sign-in. With
+// no keys configured (kefu serve allows that on loopback only) the operator is signed in as
+// the local admin.
+func (s *Server) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var sess *session
+		if ck, err := c.Cookie(sessionCookie); err == nil {
+			sess = s.sessions.get(ck.Value)
+		}
+		if sess == nil && len(s.keys.keys) == 0 {
+			sess = s.newSession(c, "local admin", RoleAdmin, true)
+		}
+		if sess == nil {
+			return c.Redirect(http.StatusSeeOther, "/console/signin")
+		}
+		c.Set("session", sess)
+		c.Set(ctxActor, "console:"+sess.Name)
+		return next(c)
+	}
+}
+
+func (s *Server) newSession(c echo.Context, name string, role Role, local bool) *session {
+	sess := &session{id: randomToken(), csrf: randomToken(), Name: name, role: role, Local: local, expires: time.Now().Add(s.cfg.SessionTTL)}
+	s.sessions.add(sess)
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: sess.id, Path: "/console/", HttpOnly: true, Secure: secure(c),
+		SameSite: http.SameSiteStrictMode, Expires: sess.expires})
+	return sess
+}
+
+// csrf refuses a form without the session's token (403).
+func (s *Server) csrf(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		sess := c.Get("session").(*session)
+		if subtle.ConstantTimeCompare([]byte(c.FormValue("csrf")), []byte(sess.csrf)) != 1 {
+			return s.consoleError(c, http.StatusForbidden, "csrf")
+		}
+		return next(c)
+	}
+}
+
+// page is what every template gets.
+type page struct {
+	Lang, Other string
+	Path        string
+	Session     *session
+	CSRF        string
+	T           map[string]string
+	Error       string
+	Data        any
+}
+
+func (s *Server) render(c echo.Context, status int, name string, data any, errMsg string) error {
+	lang := consoleLang(c)
+	other := map[string]string{"zh": "en", "en": "zh"}[lang]
+	p := page{Lang: lang, Other: other, Path: c.Request().URL.Path, T: consoleText[lang], Error: errMsg, Data: data}
+	if sess, ok := c.Get("session").(*session); ok {
+		p.Session, p.CSRF = sess, sess.csrf
+	}
+	var buf bytes.Buffer // whole, or not at all: a template error is a 500, not half a page
+	if err := s.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {
+		return fmt.Errorf("console page %s: %w", name, err)
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+func (s *Server) consoleError(c echo.Context, status int, key string) error {
+	return s.render(c, status, "error", consoleText[consoleLang(c)]["err_"+key], "")
+}
+
+func (s *Server) consoleSignInPage(c echo.Context) error {
+	if len(s.keys.keys) == 0 {
+		return c.Redirect(http.StatusSeeOther, "/console/")
+	}
+	return s.render(c, http.StatusOK, "signin", nil, "")
+}
+
+// consoleSignIn exchanges an editor or admin key for a session; a wrong key counts
+// against the source address like the API's (failed-authentication limit).
+func (s *Server) consoleSignIn(c echo.Context) error {
+	text := consoleText[consoleLang(c)]
+	if s.guesses.blocked(sourceIP(c), time.Now()) > 0 {
+		return s.render(c, http.StatusTooManyRequests, "signin", nil, text["err_guesses"])
+	}
+	k := s.keys.lookup(strings.TrimSpace(c.FormValue("key")))
+	switch {
+	case k == nil:
+		s.guesses.failed(sourceIP(c), time.Now())
+		return s.render(c, http.StatusUnauthorized, "signin", nil, text["err_badkey"])
+	case k.Role != RoleEditor && k.Role != RoleAdmin:
+		return s.render(c, http.StatusForbidden, "signin", nil, fmt.Sprintf(text["err_role"], k.Role))
+	}
+	s.newSession(c, k.Name, k.Role, false)
+	return c.Redirect(http.StatusSeeOther, "/console/")
+}
+
+func (s *Server) consoleSignOut(c echo.Context) error {
+	s.sessions.drop(c.Get("session").(*session).id)
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/console/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	return c.Redirect(http.StatusSeeOther, "/console/signin")
+}
+
+// dashboard is the dashboard's data: the summary and a chart of each day.
+type dashboard struct {
+	Days, Channel, Lang string
+	Sum                 *analytics.Summary
+	Chart               chart
+	Reasons, Queues     []named
+	SLA                 []slaRow
+}
+
+type named struct {
+	Name  string
+	Count int64
+}
+
+type slaRow struct {
+	Priority         string
+	Met, Breached    int64
+	WaitP50, WaitP95 *float64
+}
+
+// chart is a bar chart of conversations and handoffs per day, as SVG coordinates.
+type chart struct {
+	Bars   []bar
+	Max    int64
+	Width  int
+	Height int
+}
+
+type bar struct {
+	X, Y, H, HY, HH, W int
+	Label              string
+	Conversations      int64
+	Handoffs           int64
+}
+
+func (s *Server) consoleDashboard(c echo.Context) error {
+	days := c.QueryParam("days")
+	n, err := strconv.Atoi(days)
+	if err != nil || n < 1 || n > 90 {
+		n, days = 7, "7"
+	}
+	q := engine.AnalyticsQuery{Channel: c.QueryParam("channel"), Lang: c.QueryParam("filter_lang")}
+	if q.Lang != "zh" && q.Lang != "en" {
+		q.Lang = ""
+	}
+	end := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+	q.From, q.To = end.Add(-time.Duration(n)*24*time.Hour).Format(time.RFC3339), end.Format(time.RFC3339)
+	ctx := c.Request().Context()
+	d := dashboard{Days: days, Channel: q.Channel, Lang: q.Lang}
+	if d.Sum, err = s.eng.Summary(ctx, q); err != nil {
+		return s.render(c, status(err), "dashboard", d, message(err))
+	}
+	conv, err1 := s.eng.Series(ctx, engine.SeriesQuery{AnalyticsQuery: q, Metric: "conversations", Bucket: "day"})
+	ho, err2 := s.eng.Series(ctx, engine.SeriesQuery{AnalyticsQuery: q, Metric: "handoffs", Bucket: "day"})
+	if err := errors.Join(err1, err2); err != nil {
+		return s.render(c, status(err), "dashboard", d, message(err))
+	}
+	d.Chart = barChart(conv.Points, ho.Points)
+	for k, v := range d.Sum.HandoffReasons {
+		d.Reasons = append(d.Reasons, named{k, v})
+	}
+	for k, v := range d.Sum.HandoffQueues {
+		d.Queues = append(d.Queues, named{k, v})
+	}
+	for _, p := range []string{"urgent", "high", "normal"} {
+		r := slaRow{Priority: p, Met: d.Sum.SLA[p].Met, Breached: d.Sum.SLA[p].Breached}
+		if w, ok := d.Sum.TimeToAgentS[p]; ok {
+			r.WaitP50, r.WaitP95 = w.P50, w.P95
+		}
+		d.SLA = append(d.SLA, r)
+	}
+	sortNamed(d.Reasons)
+	sortNamed(d.Queues)
+	return s.render(c, http.StatusOK, "dashboard", d, "")
+}
+
+func sortNamed(ns []named) {
+	for i := 1; i < len(ns); i++ { // a handful of entries
+		for j := i; j > 0 && (ns[j].Count > ns[j-1].Count || ns[j].Count == ns[j-1].Count && ns[j].Name < ns[j-1].Name); j-- {
+			ns[j], ns[j-1] = ns[j-1], ns[j]
+		}
+	}
+}
+
+func barChart(conv, ho []analytics.Point) chart {
+	ch := chart{Width: 640, Height: 160}
+	val := func(p analytics.Point) int64 {
+		if p.Value == nil {
+			return 0
+		}
+		return int64(*p.Value)
+	}
+	for _, p := range conv {
+		ch.Max = max(ch.Max, val(p))
+	}
+	if ch.Max == 0 || len(conv) == 0 {
+		return ch
+	}
+	w := ch.Width / len(conv)
+	for i, p := range conv {
+		b := bar{X: i*w + 2, W: max(w-4, 1), Label: p.At.Format("01-02"), Conversations: val(p)}
+		b.H = int(val(p) * int64(ch.Height-20) / ch.Max)
+		b.Y = ch.Height - 20 - b.H
+		if i < len(ho) {
+			b.Handoffs = val(ho[i])
+			b.HH = int(b.Handoffs * int64(ch.Height-20) / ch.Max)
+			b.HY = ch.Height - 20 - b.HH
+		}
+		ch.Bars = append(ch.Bars, b)
+	}
+	return ch
+}
+
+// status and message are what the console shows for an engine error: the one error
+// table's status and message.
+func status(err error) int {
+	if st, ok := Status[engine.ErrorCode(engine.Translate(err))]; ok {
+		return st
+	}
+	return http.StatusInternalServerError
+}
+
+func message(err error) string {
+	var e *engine.Error
+	if errors.As(engine.Translate(err), &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
+type unansweredPage struct {
+	Days      string
+	Result    *analytics.Unanswered
+	Suggested map[int]string
+	Questions map[int]string // each group's distinct wordings, one per line
+	Form      articleForm
+}
+
+type articleForm struct {
+	Group                 int
+	ID, Answer, Questions string
+	Publish               bool
+}
+
+var slugChars = regexp.MustCompile(`[^a-z0-9]+`)
+
+func (s *Server) consoleUnanswered(c echo.Context) error {
+	return s.unanswered(c, http.StatusOK, articleForm{Group: -1}, "")
+}
+
+func (s *Server) unanswered(c echo.Context, code int, form articleForm, errMsg string) error {
+	days, _ := strconv.Atoi(c.FormValue("days"))
+	if days < 1 || days > 90 {
+		days = 7
+	}
+	end := time.Now().UTC().Truncate(time.Hour).Add(time.Hour)
+	q := engine.UnansweredQuery{AnalyticsQuery: engine.AnalyticsQuery{From: end.AddDate(0, 0, -days).Format(time.RFC3339), To: end.Format(time.RFC3339)}, Limit: 50}
+	res, err := s.eng.Unanswered(c.Request().Context(), q)
+	p := unansweredPage{Days: strconv.Itoa(days), Result: res, Suggested: map[int]string{}, Questions: map[int]string{}, Form: form}
+	if err != nil {
+		return s.render(c, status(err), "unanswered", p, message(err))
+	}
+	for i, g := range res.Questions {
+		id := strings.Trim(slugChars.ReplaceAllString(strings.ToLower(g.Text), "-"), "-")
+		if len(id) < 3 {
+			id = fmt.Sprintf("question-%d", time.Now().Unix()%100000+int64(i))
+		}
+		p.Suggested[i] = id[:min(len(id), 40)]
+		var lines []string
+		for _, e := range g.Examples {
+			if !slices.Contains(lines, e.Text) {
+				lines = append(lines, e.Text)
+			}
+		}
+		p.Questions[i] = strings.Join(lines, "\n")
+	}
+	return s.render(c, code, "unanswered", p, errMsg)
+}
+
+// consoleNewArticle makes an article of an unanswered group: its questions, the editor's
+// answer, published if asked. The KB validates it as the API does; a refusal is shown
+// beside the form and saves nothing.
+func (s *Server) consoleNewArticle(c echo.Context) error {
+	group, _ := strconv.Atoi(c.FormValue("group"))
+	form := articleForm{Group: group, ID: strings.TrimSpace(c.FormValue("id")), Answer: strings.TrimSpace(c.FormValue("answer")),
+		Questions: c.FormValue("questions"), Publish: c.FormValue("publish") == "on"}
+	lang := c.FormValue("answer_lang")
+	if lang != "zh" && lang != "en" {
+		lang = consoleLang(c)
+	}
+	var questions []string
+	for _, q := range strings.Split(form.Questions, "\n") {
+		if q = strings.TrimSpace(q); q != "" {
+			questions = append(questions, q)
+		}
+	}
+	a := kb.Article{ID: form.ID, Lang: lang, Questions: questions, Answers: []kb.Answer{{ID: "v1", Text: map[string]string{lang: form.Answer}}}}
+	ctx := c.Request().Context()
+	created, err := s.cfg.KB.Create(ctx, a, actor(c))
+	if err == nil && form.Publish {
+		_, err = s.cfg.KB.Publish(ctx, created.ID, actor(c))
+	}
+	if err != nil {
+		return s.unanswered(c, status(err), form, message(err))
+	}
+	return c.Redirect(http.StatusSeeOther, "/console/kb?q="+url.QueryEscape(questions[0])+"&created="+url.QueryEscape(created.ID))
+}
+
+type kbPage struct {
+	Q, Created string
+	Hits       []kb.Hit
+	Answer     *kb.Reply
+	Articles   []kb.Article
+	Total      int
+}
+
+func (s *Server) consoleKB(c echo.Context) error {
+	p := kbPage{Q: strings.TrimSpace(c.QueryParam("q")), Created: c.QueryParam("created")}
+	ctx := c.Request().Context()
+	if p.Q != "" {
+		hits, err := s.cfg.KB.Search(ctx, p.Q, "", 5)
+		if err != nil {
+			return s.render(c, status(err), "kb", p, message(err))
+		}
+		p.Hits = hits
+		if r, err := s.cfg.KB.Find(ctx, kb.Question{Text: p.Q}); err == nil {
+			p.Answer = r
+		}
+	}
+	all := s.cfg.KB.List(kb.Filter{})
+	p.Total = len(all)
+	p.Articles = all[:min(len(all), 50)]
+	return s.render(c, http.StatusOK, "kb", p, "")
+}
+
+type chatPage struct {
+	Conversation *engine.ConversationView
+	Last         *engine.MessageResult
+}
+
+func (s *Server) consoleChat(c echo.Context) error {
+	sess := c.Get("session").(*session)
+	p := chatPage{}
+	if sess.chatID != "" {
+		if v, err := s.eng.Conversation(c.Request().Context(), sess.chatID); err == nil {
+			p.Conversation = v
+		}
+	}
+	return s.render(c, http.StatusOK, "chat", p, "")
+}
+
+// consoleSay sends the panel's message to the bot as a customer would, in a conversation
+// of the session's own ("new" starts another).
+func (s *Server) consoleSay(c echo.Context) error {
+	sess := c.Get("session").(*session)
+	if sess.chatID == "" || c.FormValue("new") == "1" {
+		sess.chats++
+		sess.chatID = fmt.Sprintf("console-%s-%d", sess.id[:12], sess.chats)
+	}
+	if c.FormValue("new") == "1" && strings.TrimSpace(c.FormValue("text")) == "" {
+		return c.Redirect(http.StatusSeeOther, "/console/chat")
+	}
+	lang := c.FormValue("lang_as")
+	if lang != "zh" && lang != "en" {
+		lang = ""
+	}
+	res, err := s.eng.Message(c.Request().Context(), sess.chatID, engine.MessageRequest{Text: c.FormValue("text"), Lang: lang, Channel: "console",
+		Customer: conversation.Customer{ID: "console:" + sess.Name}})
+	p := chatPage{Last: res}
+	if v, verr := s.eng.Conversation(c.Request().Context(), sess.chatID); verr == nil {
+		p.Conversation = v
+	}
+	if err != nil {
+		return s.render(c, status(err), "chat", p, message(err))
+	}
+	return s.render(c, http.StatusOK, "chat", p, "")
+}

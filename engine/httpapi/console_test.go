@@ -1,0 +1,248 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kefu-ai/kefu/analytics"
+	anbolt "github.com/kefu-ai/kefu/analytics/boltstore"
+	"github.com/kefu-ai/kefu/dialogs"
+	"github.com/kefu-ai/kefu/engine"
+	"github.com/kefu-ai/kefu/engine/httpapi"
+	"github.com/kefu-ai/kefu/internal/testenv"
+)
+
+// consoleServer is kefu with the demo bot, model and KB, figures in an embedded file, and
+// an editor and a client key.
+func consoleServer(t *testing.T, ttl time.Duration) *httptest.Server {
+	t.Helper()
+	clf, k := bundleModelAndKB(t)
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "kefu.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st, err := anbolt.New(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(t, "http://127.0.0.1:1"), nil), KB: k, Logger: log,
+		Analytics: analytics.NewRecorder(st, nil)})
+	api, err := httpapi.New(eng, httpapi.Config{Logger: log, KB: k, SessionTTL: ttl,
+		Keys: []httpapi.Key{{Name: "ann", Role: httpapi.RoleEditor, Secret: editorKey}, {Name: "shop", Role: httpapi.RoleClient, Secret: clientKey}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func customer(t *testing.T, base, conv, text string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/v1/conversations/"+conv+"/messages", strings.NewReader(`{"text": `+quote(text)+`}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+clientKey)
+	r := doReq(t, req)
+	if r.status != 200 {
+		t.Fatalf("%q: %d %v", text, r.status, r.body)
+	}
+	return r.body
+}
+
+func doReq(t *testing.T, req *http.Request) reply {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header}
+	if len(data) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		var body map[string]any
+		if err := json.Unmarshal(data, &body); err == nil {
+			r.body = body
+		}
+	}
+	return r
+}
+
+// TestConsoleJourneyInABrowser: an editor signs in in a real Chromium (a client key is
+// refused), sees the figures of the customers' conversations, finds the question nothing
+// answered, makes an article of it from the page, tries it, and the next customer who asks
+// gets it; the chat panel talks to the bot and shows the model's reading. Screenshots at
+// 1280 and 390 px, in English and Chinese, go to $KEFU_SCREENSHOTS (default a temporary
+// folder, logged).
+func TestConsoleJourneyInABrowser(t *testing.T) {
+	srv := consoleServer(t, 0)
+	for i, text := range []string{"你好", "你们有学生折扣吗", "你们有学生折扣吗？", "where is my order"} {
+		customer(t, srv.URL, "cust-"+string(rune('a'+i)), text)
+	}
+	if r := customer(t, srv.URL, "cust-x", "你们有学生折扣吗"); r["source"] != "clarify" {
+		t.Fatalf("the question is answered before the article exists (%v): the journey would prove nothing", r["source"])
+	}
+	shots := os.Getenv("KEFU_SCREENSHOTS")
+	if shots == "" {
+		shots = filepath.Join(os.TempDir(), "kefu-console-screenshots")
+	}
+	os.MkdirAll(shots, 0o755)
+	b := testenv.NewBrowser(t)
+	text := func(selector string) string {
+		t.Helper()
+		var s string
+		b.Eval(`const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : "";`, &s, selector)
+		return s
+	}
+	set := func(selector, value string) {
+		t.Helper()
+		var ok bool
+		b.Eval(`const e = document.querySelector(arguments[0]); if (!e) return false; e.value = arguments[1]; return true;`, &ok, selector, value)
+		if !ok {
+			t.Fatalf("no field %s", selector)
+		}
+	}
+	where := func() string {
+		var u string
+		b.Eval(`return location.pathname + location.search;`, &u)
+		return u
+	}
+
+	b.Open(srv.URL + "/console/?lang=en")
+	if !strings.HasPrefix(where(), "/console/signin") {
+		t.Fatalf("an anonymous visit lands on %s, not the sign-in page", where())
+	}
+	set("#key", clientKey)
+	b.Click("#signin")
+	if e := text("#error"); !strings.Contains(e, "client key cannot sign in") {
+		t.Fatalf("a client key at sign-in: %q", e)
+	}
+	set("#key", editorKey)
+	b.Click("#signin")
+	if got := text("#fig-conversations"); got != "5" {
+		t.Fatalf("the dashboard shows %q conversations; want 5", got)
+	}
+	b.Screenshot(filepath.Join(shots, "dashboard-en-1280.png"))
+
+	b.Open(srv.URL + "/console/unanswered")
+	if q := text("#group-0 .q"); !strings.Contains(q, "学生折扣") {
+		t.Fatalf("the first unanswered group is %q", q)
+	}
+	if meta := text("#group-0 .meta"); !strings.Contains(meta, "3 times") {
+		t.Errorf("the group's count: %q; want 3 times (three customers asked)", meta)
+	}
+	b.Eval(`document.querySelector('#group-0 details').open = true; return null;`, nil)
+	b.Screenshot(filepath.Join(shots, "unanswered-en-1280.png"))
+	set("#id-0", "student-discount")
+	set("#answer-0", "学生凭学生证购买教材类商品享九折优惠。")
+	b.Click("#create-0")
+	if got := text("#created"); !strings.Contains(got, "student-discount") {
+		t.Fatalf("after creating the article: %s shows %q", where(), got)
+	}
+	if got := text("#answer-article"); got != "student-discount" {
+		t.Errorf("try it answers with %q; want the new article", got)
+	}
+	if got := text("#answer blockquote"); !strings.Contains(got, "九折") {
+		t.Errorf("try it shows the answer %q", got)
+	}
+	if got := text("#articles"); !strings.Contains(got, "refund") {
+		t.Errorf("the article list: %q", got)
+	}
+	b.Screenshot(filepath.Join(shots, "kb-en-1280.png"))
+	if r := customer(t, srv.URL, "cust-y", "你们有学生折扣吗"); r["source"] != "kb" || r["kb"].(map[string]any)["article"] != "student-discount" {
+		t.Errorf("the next customer gets %v %v; want the new article", r["source"], r["kb"])
+	}
+
+	b.Open(srv.URL + "/console/chat?lang=zh")
+	set("#text", "我的订单到哪了")
+	b.Click("#send")
+	if tr := text("#transcript"); !strings.Contains(tr, "我的订单到哪了") || !strings.Contains(tr, "order_status") {
+		t.Errorf("the chat panel shows %q; want the message and the model's reading", tr)
+	}
+	b.Screenshot(filepath.Join(shots, "chat-zh-1280.png"))
+	b.SetSize(390, 844)
+	b.Open(srv.URL + "/console/")
+	b.Screenshot(filepath.Join(shots, "dashboard-zh-390.png"))
+	if got := text("nav a[aria-current=page]"); got != "服务指标" {
+		t.Errorf("in Chinese the current page is called %q", got)
+	}
+	b.Open(srv.URL + "/console/chat?lang=en")
+	b.Screenshot(filepath.Join(shots, "chat-en-390.png"))
+	var overflow bool
+	b.Eval(`return document.documentElement.scrollWidth > window.innerWidth + 1;`, &overflow)
+	if overflow {
+		t.Errorf("at 390 px the chat page scrolls sideways")
+	}
+	t.Logf("screenshots in %s", shots)
+}
+
+// TestConsoleRefusals: a form without its CSRF token is refused (403) and changes nothing;
+// a session expires; the pages allow no script and no framing.
+func TestConsoleRefusals(t *testing.T) {
+	srv := consoleServer(t, time.Second)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.PostForm(srv.URL+"/console/signin", url.Values{"key": {editorKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/console/" || resp.StatusCode != 200 {
+		t.Fatalf("sign-in ends at %s with %d", resp.Request.URL.Path, resp.StatusCode)
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
+	var cookie *http.Cookie
+	for _, c := range jar.Cookies(resp.Request.URL) {
+		if c.Name == "kefu_console" {
+			cookie = c
+		}
+	}
+	if cookie == nil {
+		t.Fatal("no session cookie")
+	}
+	setCookie := resp.Request.Response.Header.Get("Set-Cookie")
+	if !strings.Contains(setCookie, "HttpOnly") || !strings.Contains(setCookie, "SameSite=Strict") {
+		t.Errorf("session cookie %q; want HttpOnly and SameSite=Strict", setCookie)
+	}
+	for _, path := range []string{"/console/chat", "/console/unanswered/article", "/console/signout"} {
+		resp, err := client.PostForm(srv.URL+path, url.Values{"text": {"你好"}, "id": {"x-article"}, "answer": {"a"}, "questions": {"q"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || !strings.Contains(string(body), "CSRF") {
+			t.Errorf("POST %s without the CSRF token: %d", path, resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/kb/articles/x-article", nil)
+	req.Header.Set("Authorization", "Bearer "+editorKey)
+	if r := doReq(t, req); r.status != 404 {
+		t.Errorf("a refused form created the article: %d", r.status)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	resp, err = client.Get(srv.URL + "/console/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Request.URL.Path != "/console/signin" {
+		t.Errorf("an expired session reaches %s", resp.Request.URL.Path)
+	}
+}
