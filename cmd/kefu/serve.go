@@ -134,7 +134,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Warn("no API keys configured: every route is open to anyone who can reach " + ln.Addr().String())
 	}
 	m := clf.Manifest()
-	log.Info("kefu serving", "addr", ln.Addr().String(), "model", m.Name, "model_version", m.Version,
+	log.Info("kefu serving", "addr", ln.Addr().String(), "console", "http://"+ln.Addr().String()+"/console/", "model", m.Name, "model_version", m.Version,
 		"provider", clf.Provider(), "onnxruntime", srv.rt.Version(), "version", version)
 	hs := &http.Server{Handler: api, ReadHeaderTimeout: min(10*time.Second, *readTimeout), ReadTimeout: *readTimeout,
 		WriteTimeout: *writeTimeout, IdleTimeout: *idleTimeout}

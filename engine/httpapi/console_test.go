@@ -120,18 +120,35 @@ func TestConsoleJourneyInABrowser(t *testing.T) {
 		b.Eval(`return location.pathname + location.search;`, &u)
 		return u
 	}
+	// submit clicks a form's button and waits (at most 10 s) until the next page has
+	// selector: a click returns before the page it asked for has loaded.
+	submit := func(button, selector string) {
+		t.Helper()
+		b.Eval(`document.documentElement.dataset.old = "1"; return null;`, nil)
+		b.Click(button)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			var ready bool
+			b.Eval(`return !document.documentElement.dataset.old && document.readyState === "complete" && !!document.querySelector(arguments[0]);`, &ready, selector)
+			if ready {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after clicking %s, no page with %s (at %s)", button, selector, where())
+			}
+		}
+	}
 
 	b.Open(srv.URL + "/console/?lang=en")
 	if !strings.HasPrefix(where(), "/console/signin") {
 		t.Fatalf("an anonymous visit lands on %s, not the sign-in page", where())
 	}
 	set("#key", clientKey)
-	b.Click("#signin")
+	submit("#signin", "#error")
 	if e := text("#error"); !strings.Contains(e, "client key cannot sign in") {
 		t.Fatalf("a client key at sign-in: %q", e)
 	}
 	set("#key", editorKey)
-	b.Click("#signin")
+	submit("#signin", "#fig-conversations")
 	if got := text("#fig-conversations"); got != "5" {
 		t.Fatalf("the dashboard shows %q conversations; want 5", got)
 	}
@@ -148,7 +165,7 @@ func TestConsoleJourneyInABrowser(t *testing.T) {
 	b.Screenshot(filepath.Join(shots, "unanswered-en-1280.png"))
 	set("#id-0", "student-discount")
 	set("#answer-0", "学生凭学生证购买教材类商品享九折优惠。")
-	b.Click("#create-0")
+	submit("#create-0", "#created")
 	if got := text("#created"); !strings.Contains(got, "student-discount") {
 		t.Fatalf("after creating the article: %s shows %q", where(), got)
 	}
@@ -168,7 +185,7 @@ func TestConsoleJourneyInABrowser(t *testing.T) {
 
 	b.Open(srv.URL + "/console/chat?lang=zh")
 	set("#text", "我的订单到哪了")
-	b.Click("#send")
+	submit("#send", "#transcript .turn")
 	if tr := text("#transcript"); !strings.Contains(tr, "我的订单到哪了") || !strings.Contains(tr, "order_status") {
 		t.Errorf("the chat panel shows %q; want the message and the model's reading", tr)
 	}
@@ -179,6 +196,8 @@ func TestConsoleJourneyInABrowser(t *testing.T) {
 	if got := text("nav a[aria-current=page]"); got != "服务指标" {
 		t.Errorf("in Chinese the current page is called %q", got)
 	}
+	b.Open(srv.URL + "/console/chat")
+	b.Screenshot(filepath.Join(shots, "chat-zh-390.png"))
 	b.Open(srv.URL + "/console/chat?lang=en")
 	b.Screenshot(filepath.Join(shots, "chat-en-390.png"))
 	var overflow bool

@@ -318,11 +318,12 @@ func (s *Server) openAPIHandler(c echo.Context) error {
 // OpenAPI returns the document /openapi.json serves.
 func (s *Server) OpenAPI() []byte { return s.openapi }
 
-// Routes lists the routes the server answers, as "METHOD /path/{param}".
+// Routes lists the API routes the server answers, as "METHOD /path/{param}" (not the
+// console's pages).
 func (s *Server) Routes() []string {
 	var out []string
 	for _, r := range s.e.Routes() {
-		if r.Method == echo.RouteNotFound {
+		if r.Method == echo.RouteNotFound || r.Path == "/console" || strings.HasPrefix(r.Path, "/console/") { // the console's pages are HTML, not the API
 			continue
 		}
 		out = append(out, r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}"))
