@@ -199,7 +199,7 @@ func (s *Server) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 			sess = s.sessions.get(ck.Value)
 		}
 		if sess == nil && len(s.keys.keys) == 0 {
-			sess = s.newSession(c, "local admin", RoleAdmin, true)
+			sess = s.localSession(c)
 		}
 		if sess == nil {
 			return c.Redirect(http.StatusSeeOther, "/console/signin")
@@ -208,6 +208,20 @@ func (s *Server) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(ctxActor, "console:"+sess.Name)
 		return next(c)
 	}
+}
+
+// localSession is the one session of the loopback operator (no keys configured), made on
+// the first visit and renewed when it expires.
+func (s *Server) localSession(c echo.Context) *session {
+	s.localMu.Lock()
+	defer s.localMu.Unlock()
+	if s.local == nil || s.sessions.get(s.local.id) == nil {
+		s.local = s.newSession(c, "local admin", RoleAdmin, true)
+		return s.local
+	}
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: s.local.id, Path: "/console/", HttpOnly: true, Secure: secure(c),
+		SameSite: http.SameSiteStrictMode, Expires: s.local.expires})
+	return s.local
 }
 
 func (s *Server) newSession(c echo.Context, name string, role Role, local bool) *session {

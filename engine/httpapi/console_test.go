@@ -26,7 +26,7 @@ import (
 
 // consoleServer is kefu with the demo bot, model and KB, figures in an embedded file, and
 // an editor and a client key.
-func consoleServer(t *testing.T, ttl time.Duration) *httptest.Server {
+func consoleServer(t *testing.T, ttl time.Duration, noKeys ...bool) *httptest.Server {
 	t.Helper()
 	clf, k := bundleModelAndKB(t)
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "kefu.db"), 0o600, nil)
@@ -41,8 +41,11 @@ func consoleServer(t *testing.T, ttl time.Duration) *httptest.Server {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(t, "http://127.0.0.1:1"), nil), KB: k, Logger: log,
 		Analytics: analytics.NewRecorder(st, nil)})
-	api, err := httpapi.New(eng, httpapi.Config{Logger: log, KB: k, SessionTTL: ttl,
-		Keys: []httpapi.Key{{Name: "ann", Role: httpapi.RoleEditor, Secret: editorKey}, {Name: "shop", Role: httpapi.RoleClient, Secret: clientKey}}})
+	keys := []httpapi.Key{{Name: "ann", Role: httpapi.RoleEditor, Secret: editorKey}, {Name: "shop", Role: httpapi.RoleClient, Secret: clientKey}}
+	if len(noKeys) > 0 {
+		keys = nil
+	}
+	api, err := httpapi.New(eng, httpapi.Config{Logger: log, KB: k, SessionTTL: ttl, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,5 +266,32 @@ func TestConsoleRefusals(t *testing.T) {
 	resp.Body.Close()
 	if resp.Request.URL.Path != "/console/signin" {
 		t.Errorf("an expired session reaches %s", resp.Request.URL.Path)
+	}
+}
+
+// TestConsoleWithoutKeys: with no keys (kefu serve allows that on loopback only) the
+// console signs the operator in as the local admin, says so, and keeps one session for
+// every visit.
+func TestConsoleWithoutKeys(t *testing.T) {
+	srv := consoleServer(t, 0, true)
+	var ids []string
+	for range 2 {
+		resp, err := http.Get(srv.URL + "/console/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "local admin") {
+			t.Fatalf("without keys: %d", resp.StatusCode)
+		}
+		for _, c := range resp.Cookies() {
+			if c.Name == "kefu_console" {
+				ids = append(ids, c.Value)
+			}
+		}
+	}
+	if len(ids) != 2 || ids[0] != ids[1] {
+		t.Errorf("two visits got sessions %v; want the one local session", ids)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -70,6 +71,8 @@ type Server struct {
 	// The console's pages and sessions (console.go).
 	pages    map[string]*template.Template
 	sessions sessions
+	localMu  sync.Mutex
+	local    *session // the loopback operator's, without keys
 }
 
 // New builds the API over eng; it fails on an invalid key.
