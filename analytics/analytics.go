@@ -35,12 +35,14 @@ type Store interface {
 	Claim(ctx context.Context, c Claim, b *Batch) (bool, error)
 	// Due lists up to n members of set with a score at or before t, lowest first.
 	Due(ctx context.Context, set string, t time.Time, n int) ([]Item, error)
+	// Latest lists up to n members of set with a score before t, highest first.
+	Latest(ctx context.Context, set string, t time.Time, n int) ([]Item, error)
 	// Counters adds up the counters of each group of buckets: one map per group (empty when
 	// its buckets hold nothing).
 	Counters(ctx context.Context, groups [][]string) ([]map[string]int64, error)
 	// Lines calls fn with each line of kind (Events, Questions) whose time is in [from, to).
 	Lines(ctx context.Context, kind string, from, to time.Time, fn func(Line) error) error
-	// Forget removes every line that names conversation conv.
+	// Forget removes every line that names conversation conv, and conv from Recent.
 	Forget(ctx context.Context, conv string) error
 	// Prune drops counters and lines from before linesBefore and claims from before
 	// claimsBefore.
@@ -55,8 +57,9 @@ const (
 
 // Sets of claimable members.
 const (
-	Open   = "open" // conversations not yet ended, scored by their last turn
-	Timers = "sla"  // handoffs waiting for an agent, scored by their SLA deadline
+	Open   = "open"   // conversations not yet ended, scored by their last turn
+	Timers = "sla"    // handoffs waiting for an agent, scored by their SLA deadline
+	Recent = "recent" // conversations by id, scored by their last turn (the console's list)
 )
 
 // Batch is what one Apply (or a successful Claim) adds.
@@ -271,6 +274,21 @@ type openInfo struct {
 	Lang         string `json:"l"`
 	HandedOff    bool   `json:"h,omitempty"`
 	Resolved     bool   `json:"r,omitempty"`
+}
+
+// Conversation is a conversation as the Recent set keeps it: enough to list and filter.
+type Conversation struct {
+	ID        string    `json:"id"`
+	Last      time.Time `json:"at"`
+	Channel   string    `json:"ch"`
+	Lang      string    `json:"l"`
+	Turns     int       `json:"n"`
+	Source    string    `json:"s"` // of the last turn
+	Intent    string    `json:"i,omitempty"`
+	Emotion   string    `json:"e,omitempty"`
+	Negative  bool      `json:"neg,omitempty"` // some turn read with a negative emotion
+	HandedOff bool      `json:"h,omitempty"`
+	Text      string    `json:"t"` // the last message, cut at 100 characters
 }
 
 // timerInfo is an SLA timer: a handoff waiting for an agent.

@@ -75,8 +75,9 @@ type Turn struct {
 	Response            time.Duration
 	// Handoff is set when this turn handed the conversation off.
 	Handoff *Handoff
-	// HandedOff: the conversation has been handed off (now or before).
-	HandedOff bool
+	// HandedOff: the conversation has been handed off (now or before); WasNegative: an
+	// earlier turn was read with a negative emotion.
+	HandedOff, WasNegative bool
 }
 
 // Handoff is a conversation going to a person.
@@ -159,6 +160,11 @@ func turnInto(b *Batch, t Turn, ch string) {
 		b.line(Questions, Event{At: t.At, Type: "question", Conversation: t.Conversation, Channel: ch, Lang: t.Lang, Turn: t.Seq,
 			Source: t.Source, Reason: reason, Intent: t.Intent, Confidence: t.Confidence, Text: t.Text})
 	}
+	text := []rune(t.Text)
+	recent, _ := json.Marshal(Conversation{ID: t.Conversation, Last: t.At.UTC(), Channel: ch, Lang: t.Lang, Turns: t.Seq, Source: t.Source,
+		Intent: t.Intent, Emotion: t.Emotion, Negative: t.Negative || t.WasNegative, HandedOff: t.HandedOff, Text: string(text[:min(len(text), 100)])})
+	// Seq is the time: a conversation id started again (a new instance) counts from 1.
+	b.Puts = append(b.Puts, Put{Set: Recent, Member: t.Conversation, Score: t.At, Seq: int(t.At.UnixMilli()), Info: recent})
 	resolved := t.Source == "dialog" || t.Source == "kb"
 	info, _ := json.Marshal(openInfo{Conversation: t.Conversation, Channel: ch, Lang: t.Lang, HandedOff: t.HandedOff, Resolved: resolved})
 	b.Puts = append(b.Puts, Put{Set: Open, Member: Member(t.Conversation, t.Instance), Score: t.At, Seq: t.Seq, Info: info})
@@ -368,3 +374,29 @@ func (r *Recorder) Forget(ctx context.Context, conv string) error {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// Conversations lists the conversations whose last turn was before t, the latest first, at
+// most n of those that keep (nil: all).
+func (r *Recorder) Conversations(ctx context.Context, t time.Time, n int, keep func(Conversation) bool) ([]Conversation, error) {
+	if err := r.Flush(ctx); err != nil {
+		return nil, err
+	}
+	var out []Conversation
+	for scanned := 0; len(out) < n && scanned < 20*n+1000; scanned += 200 { // a rare filter reads a bounded part
+		items, err := r.store.Latest(ctx, Recent, t, 200)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			var c Conversation
+			if json.Unmarshal(it.Info, &c) == nil && (keep == nil || keep(c)) && len(out) < n {
+				out = append(out, c)
+			}
+			t = it.Score
+		}
+		if len(items) < 200 {
+			break
+		}
+	}
+	return out, nil
+}

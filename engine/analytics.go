@@ -17,14 +17,14 @@ import (
 // reports, sends the SLA breaches that are due and ends idle conversations.
 
 // recordTurn reports c's last turn, which took since start to answer.
-func (e *Engine) recordTurn(c *conversation.Conversation, start time.Time, kbAsked, negative bool) effect {
+func (e *Engine) recordTurn(c *conversation.Conversation, start time.Time, kbAsked, negative, wasNegative bool) effect {
 	if e.cfg.Analytics == nil {
 		return nil
 	}
 	t := c.Last()
 	at := analytics.Turn{At: t.At, Conversation: c.ID, Instance: c.Instance, Channel: c.Channel, Lang: t.Lang, Text: t.Text, Seq: t.Seq,
 		Source: t.Source, Intent: t.Intent, Confidence: t.Confidence, Emotion: t.Emotion, Negative: negative, Article: t.Article,
-		KBAsked: kbAsked, HandedOff: c.Handoff != nil}
+		KBAsked: kbAsked, HandedOff: c.Handoff != nil, WasNegative: wasNegative}
 	if h := c.Handoff; t.Source == "handoff" && h != nil {
 		at.Handoff = &analytics.Handoff{ID: h.ID, Reason: h.Reason, Priority: h.Priority, Queue: h.Queue, Skills: h.Skills, First: h.First, Deadline: h.Deadline}
 	}
@@ -269,4 +269,32 @@ func (e *Engine) ExportEvents(ctx context.Context, q AnalyticsQuery, w io.Writer
 	}
 	n, err := analytics.Export(ctx, e.cfg.Analytics.Store(), p.From, p.To, w)
 	return n, Translate(err)
+}
+
+// ConversationsQuery selects recent conversations for the console's list.
+type ConversationsQuery struct {
+	Before                time.Time // only those whose last turn was before it (zero: now)
+	Source, Channel, Lang string    // the last turn's source; "" any
+	HandedOff, Negative   bool      // only those handed off / read with a negative emotion
+	Limit                 int       // default 50
+}
+
+// Conversations lists recent conversations, the latest first, from the analytics index (no
+// scan of the state store). Errors: Unavailable.
+func (e *Engine) Conversations(ctx context.Context, q ConversationsQuery) ([]analytics.Conversation, error) {
+	if e.cfg.Analytics == nil {
+		return nil, Errorf(Unavailable, "this server keeps no analytics, so no list of conversations")
+	}
+	if q.Before.IsZero() {
+		q.Before = e.now().Add(time.Second)
+	}
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	ch := strings.ToLower(q.Channel)
+	cs, err := e.cfg.Analytics.Conversations(ctx, q.Before, q.Limit, func(c analytics.Conversation) bool {
+		return (q.Source == "" || c.Source == q.Source) && (ch == "" || c.Channel == ch) && (q.Lang == "" || c.Lang == q.Lang) &&
+			(!q.HandedOff || c.HandedOff) && (!q.Negative || c.Negative)
+	})
+	return cs, Translate(err)
 }

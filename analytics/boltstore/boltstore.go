@@ -41,7 +41,7 @@ func New(db *bolt.DB) (*Store, error) {
 				return err
 			}
 		}
-		for _, set := range []string{analytics.Open, analytics.Timers} {
+		for _, set := range []string{analytics.Open, analytics.Timers, analytics.Recent} {
 			for _, kind := range []string{"set.", "due.", "gone."} {
 				if _, err := r.CreateBucketIfNotExists([]byte(kind + set)); err != nil {
 					return err
@@ -196,6 +196,36 @@ func (s *Store) Due(_ context.Context, set string, t time.Time, n int) ([]analyt
 	return out, err
 }
 
+// Latest lists up to n members of set scored before t, highest first.
+func (s *Store) Latest(_ context.Context, set string, t time.Time, n int) ([]analytics.Item, error) {
+	var out []analytics.Item
+	err := s.db.View(func(tx *bolt.Tx) error {
+		r := tx.Bucket(root)
+		members, due := r.Bucket([]byte("set."+set)), r.Bucket([]byte("due."+set))
+		if members == nil {
+			return fmt.Errorf("no set %q", set)
+		}
+		cur := due.Cursor()
+		k, _ := cur.Seek(be(t.UnixMilli())) // the first at or after t: start before it
+		if k == nil {
+			k, _ = cur.Last()
+		} else {
+			k, _ = cur.Prev()
+		}
+		for ; k != nil && len(out) < n; k, _ = cur.Prev() {
+			score := int64(binary.BigEndian.Uint64(k[:8]))
+			if score >= t.UnixMilli() {
+				continue
+			}
+			if v := members.Get(k[8:]); len(v) >= 16 {
+				out = append(out, analytics.Item{Member: string(k[8:]), Score: time.UnixMilli(score).UTC(), Info: bytes.Clone(v[16:])})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Counters adds up each group of buckets.
 func (s *Store) Counters(_ context.Context, groups [][]string) ([]map[string]int64, error) {
 	out := make([]map[string]int64, len(groups))
@@ -246,6 +276,16 @@ func (s *Store) Lines(_ context.Context, kind string, from, to time.Time, fn fun
 func (s *Store) Forget(_ context.Context, conv string) error {
 	needle := []byte(`"conversation":"` + conv + `"`)
 	return s.db.Update(func(tx *bolt.Tx) error {
+		r := tx.Bucket(root)
+		set, due := r.Bucket([]byte("set."+analytics.Recent)), r.Bucket([]byte("due."+analytics.Recent))
+		if v := set.Get([]byte(conv)); len(v) >= 16 {
+			if err := due.Delete(append(bytes.Clone(v[:8]), conv...)); err != nil {
+				return err
+			}
+			if err := set.Delete([]byte(conv)); err != nil {
+				return err
+			}
+		}
 		for _, kind := range []string{analytics.Events, analytics.Questions} {
 			bk := tx.Bucket(root).Bucket([]byte(kind))
 			var doomed [][]byte
@@ -290,6 +330,16 @@ func (s *Store) Prune(_ context.Context, linesBefore, claimsBefore time.Time) er
 				if err := cur.Delete(); err != nil {
 					return err
 				}
+			}
+		}
+		set, due := r.Bucket([]byte("set."+analytics.Recent)), r.Bucket([]byte("due."+analytics.Recent))
+		cur := due.Cursor()
+		for k, _ := cur.First(); k != nil && int64(binary.BigEndian.Uint64(k[:8])) < claimsBefore.UnixMilli(); k, _ = cur.First() {
+			if err := set.Delete(bytes.Clone(k[8:])); err != nil {
+				return err
+			}
+			if err := cur.Delete(); err != nil {
+				return err
 			}
 		}
 		for _, set := range []string{analytics.Open, analytics.Timers} {

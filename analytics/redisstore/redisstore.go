@@ -206,6 +206,11 @@ func (s *Store) Due(ctx context.Context, set string, t time.Time, n int) ([]anal
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	return s.items(ctx, set, zs)
+}
+
+// items adds their info to the members zs.
+func (s *Store) items(ctx context.Context, set string, zs []redis.Z) ([]analytics.Item, error) {
 	if len(zs) == 0 {
 		return nil, nil
 	}
@@ -227,6 +232,15 @@ func (s *Store) Due(ctx context.Context, set string, t time.Time, n int) ([]anal
 		out = append(out, it)
 	}
 	return out, nil
+}
+
+// Latest lists up to n members of set scored before t, highest first.
+func (s *Store) Latest(ctx context.Context, set string, t time.Time, n int) ([]analytics.Item, error) {
+	zs, err := s.rdb.ZRevRangeByScoreWithScores(ctx, s.p+"set:"+set, &redis.ZRangeBy{Max: "(" + strconv.FormatInt(t.UnixMilli(), 10), Min: "-inf", Count: int64(n)}).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return s.items(ctx, set, zs)
 }
 
 // Counters reads every bucket in one pipeline and adds up each group's.
@@ -343,6 +357,12 @@ func (s *Store) Forget(ctx context.Context, conv string) error {
 	for d := now.Add(-s.retention - 48*time.Hour).Truncate(24 * time.Hour); !d.After(now.Add(48 * time.Hour)); d = d.Add(24 * time.Hour) {
 		keys = append(keys, s.p+"q:"+d.Format(time.DateOnly))
 	}
+	pipe := s.rdb.TxPipeline()
+	pipe.ZRem(ctx, s.p+"set:"+analytics.Recent, conv)
+	pipe.HDel(ctx, s.p+"info:"+analytics.Recent, conv)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return unavailable(err)
+	}
 	for _, key := range keys {
 		var ids []string
 		err := s.scan(ctx, key, "-", "+", func(id string, j []byte) error {
@@ -371,8 +391,27 @@ func (s *Store) Prune(ctx context.Context, linesBefore, claimsBefore time.Time) 
 	for _, set := range []string{analytics.Open, analytics.Timers} {
 		pipe.ZRemRangeByScore(ctx, s.p+"gone:"+set, "-inf", "("+strconv.FormatInt(claimsBefore.UnixMilli(), 10))
 	}
-	_, err := pipe.Exec(ctx)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return unavailable(err)
+	}
+	// Conversations listed as recent whose state is long gone.
+	old, err := s.rdb.ZRangeByScore(ctx, s.p+"set:"+analytics.Recent, &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(claimsBefore.UnixMilli(), 10), Count: 10000}).Result()
+	if err != nil || len(old) == 0 {
+		return unavailable(err)
+	}
+	pipe = s.rdb.TxPipeline()
+	pipe.ZRem(ctx, s.p+"set:"+analytics.Recent, toAny(old)...)
+	pipe.HDel(ctx, s.p+"info:"+analytics.Recent, old...)
+	_, err = pipe.Exec(ctx)
 	return unavailable(err)
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // unavailable marks a Redis error as analytics.ErrUnavailable; the caller's own

@@ -248,8 +248,27 @@ func figures(t *testing.T, s analytics.Store) {
 		t.Errorf("export = %d lines %v; want 21: %v", n, types, wantTypes)
 	}
 
+	ids := func(cs []analytics.Conversation) (out []string) {
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	recent, err := r.Conversations(ctx, T0.Add(3*time.Hour), 10, nil)
+	if err != nil || !reflect.DeepEqual(ids(recent), []string{"C", "B", "D", "A"}) || recent[0].Channel != "web" || !recent[0].HandedOff || recent[0].Turns != 1 {
+		t.Errorf("recent conversations %+v, %v; want C, B, D, A (latest turn first)", recent, err)
+	}
+	if page, _ := r.Conversations(ctx, recent[0].Last, 10, nil); !reflect.DeepEqual(ids(page), []string{"B", "D", "A"}) {
+		t.Errorf("the page after C: %v", ids(page))
+	}
+	if off, _ := r.Conversations(ctx, T0.Add(3*time.Hour), 10, func(c analytics.Conversation) bool { return c.HandedOff }); !reflect.DeepEqual(ids(off), []string{"C", "B"}) {
+		t.Errorf("handed-off conversations: %v", ids(off))
+	}
 	if err := r.Forget(ctx, "B"); err != nil {
 		t.Fatal(err)
+	}
+	if after, _ := r.Conversations(ctx, T0.Add(3*time.Hour), 10, nil); !reflect.DeepEqual(ids(after), []string{"C", "D", "A"}) {
+		t.Errorf("after erasing B, the list: %v", ids(after))
 	}
 	un, _ = analytics.Unanswer(ctx, s, q, 10)
 	out.Reset()

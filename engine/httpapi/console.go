@@ -122,10 +122,15 @@ func (s *Server) console() error {
 			}
 			return fmt.Sprint(v)
 		},
-		"when": func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") },
+		"when":       func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") },
+		"splitLines": func(s string) []string { return append(strings.Split(s, "\n"), "") },
+		"sources":    func() []string { return []string{"dialog", "kb", "clarify", "handoff", "agent"} },
+		"mul100":     func(v float64) float64 { return v * 100 },
+		"half":       func(x, w int) int { return x + w/2 },
+		"svgWidth":   func(arms []armBar) int { return 40 + len(arms)*100 },
 	}
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"signin", "dashboard", "unanswered", "kb", "chat", "error"} {
+	for _, p := range []string{"signin", "dashboard", "unanswered", "kb", "chat", "error", "edit", "history", "import", "conversations", "conversation", "experiments", "report"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(consoleFiles, "console/layout.html", "console/"+p+".html")
 		if err != nil {
 			return err
@@ -143,6 +148,20 @@ func (s *Server) console() error {
 	g.GET("/unanswered", s.consoleUnanswered, s.signedIn)
 	g.POST("/unanswered/article", s.consoleNewArticle, s.signedIn, s.csrf)
 	g.GET("/kb", s.consoleKB, s.signedIn)
+	g.GET("/kb/edit", s.consoleEdit, s.signedIn)
+	g.POST("/kb/edit", s.consoleSave, s.signedIn, s.csrf)
+	g.GET("/kb/history", s.consoleHistory, s.signedIn)
+	g.POST("/kb/restore", s.consoleRestore, s.signedIn, s.csrf)
+	g.GET("/kb/import", s.consoleImportPage, s.signedIn)
+	g.POST("/kb/import", s.consoleImport, s.signedIn, s.csrf)
+	g.GET("/kb/export", s.consoleExport, s.signedIn)
+	g.GET("/conversations", s.consoleConversations, s.signedIn)
+	g.GET("/conversation", s.consoleConversation, s.signedIn)
+	g.GET("/experiments", s.consoleExperiments, s.signedIn)
+	g.POST("/experiments", s.consoleStartExperiment, s.signedIn, s.csrf)
+	g.GET("/experiments/report", s.consoleReport, s.signedIn)
+	g.POST("/experiments/stop", s.consoleStop, s.signedIn, s.csrf)
+	g.POST("/experiments/promote", s.consolePromote, s.signedIn, s.csrf)
 	g.GET("/chat", s.consoleChat, s.signedIn)
 	g.POST("/chat", s.consoleSay, s.signedIn, s.csrf)
 	s.e.GET("/console", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/console/") })
@@ -513,15 +532,21 @@ func (s *Server) consoleNewArticle(c echo.Context) error {
 }
 
 type kbPage struct {
-	Q, Created string
-	Hits       []kb.Hit
-	Answer     *kb.Reply
-	Articles   []kb.Article
-	Total      int
+	Q, Created         string
+	Hits               []kb.Hit
+	Answer             *kb.Reply
+	Articles           []kb.Article
+	Total, Page, Pages int
+	Status, Tag, Lang  string
+	Prev, Next         string // query strings of the neighbouring pages
 }
 
+// kbPageSize is how many articles a page of the list shows.
+const kbPageSize = 50
+
 func (s *Server) consoleKB(c echo.Context) error {
-	p := kbPage{Q: strings.TrimSpace(c.QueryParam("q")), Created: c.QueryParam("created")}
+	p := kbPage{Q: strings.TrimSpace(c.QueryParam("q")), Created: c.QueryParam("created"), Status: c.QueryParam("status"),
+		Tag: strings.TrimSpace(c.QueryParam("tag")), Lang: c.QueryParam("article_lang")}
 	ctx := c.Request().Context()
 	if p.Q != "" {
 		hits, err := s.cfg.KB.Search(ctx, p.Q, "", 5)
@@ -533,9 +558,30 @@ func (s *Server) consoleKB(c echo.Context) error {
 			p.Answer = r
 		}
 	}
-	all := s.cfg.KB.List(kb.Filter{})
+	f := kb.Filter{Tag: p.Tag}
+	if p.Status == "draft" || p.Status == "published" {
+		f.Status = kb.Status(p.Status)
+	}
+	all := s.cfg.KB.List(f)
+	if p.Lang == "zh" || p.Lang == "en" {
+		all = slices.DeleteFunc(all, func(a kb.Article) bool {
+			return a.Lang != "" && a.Lang != p.Lang || !slices.ContainsFunc(a.Answers, func(v kb.Answer) bool { return v.Text[p.Lang] != "" })
+		})
+	}
 	p.Total = len(all)
-	p.Articles = all[:min(len(all), 50)]
+	p.Pages = max(1, (p.Total+kbPageSize-1)/kbPageSize)
+	p.Page, _ = strconv.Atoi(c.QueryParam("page"))
+	p.Page = max(1, min(p.Page, p.Pages))
+	p.Articles = all[(p.Page-1)*kbPageSize : min(p.Page*kbPageSize, p.Total)]
+	q := url.Values{"status": {p.Status}, "tag": {p.Tag}, "article_lang": {p.Lang}, "q": {p.Q}}
+	if p.Page > 1 {
+		q.Set("page", strconv.Itoa(p.Page-1))
+		p.Prev = q.Encode()
+	}
+	if p.Page < p.Pages {
+		q.Set("page", strconv.Itoa(p.Page+1))
+		p.Next = q.Encode()
+	}
 	return s.render(c, http.StatusOK, "kb", p, "")
 }
 

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -185,6 +186,87 @@ func TestConsoleJourneyInABrowser(t *testing.T) {
 	if r := customer(t, srv.URL, "cust-y", "你们有学生折扣吗"); r["source"] != "kb" || r["kb"].(map[string]any)["article"] != "student-discount" {
 		t.Errorf("the next customer gets %v %v; want the new article", r["source"], r["kb"])
 	}
+
+	// Edit the new article; then lose a race: another editor saves while the form is open.
+	b.Open(srv.URL + "/console/kb/edit?id=student-discount")
+	set("#en0", "Students get 10 % off textbooks.")
+	submit("#save", "#editor")
+	b.Open(srv.URL + "/console/kb/edit?id=student-discount")
+	set("#zh0", "我的修改")
+	api := func(method, path, body string) reply {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+editorKey)
+		return doReq(t, req)
+	}
+	art := api("GET", "/v1/kb/articles/student-discount", "").body
+	art["answers"] = []any{map[string]any{"id": "v1", "text": map[string]any{"zh": "他们的修改", "en": "theirs"}}}
+	body, _ := json.Marshal(art)
+	if r := api("PUT", "/v1/kb/articles/student-discount", string(body)); r.status != 200 {
+		t.Fatalf("the other editor's save: %d %v", r.status, r.body)
+	}
+	submit("#save", "#theirs")
+	if e := text("#form-error"); !strings.Contains(e, "version") {
+		t.Errorf("a lost race says %q", e)
+	}
+	if th := text("#theirs"); !strings.Contains(th, "他们的修改") {
+		t.Errorf("their version beside the form: %q", th)
+	}
+	if got := api("GET", "/v1/kb/articles/student-discount", "").body; !strings.Contains(fmt.Sprint(got["answers"]), "他们的修改") {
+		t.Errorf("the lost race overwrote their version: %v", got["answers"])
+	}
+	b.Screenshot(filepath.Join(shots, "conflict-en-1280.png"))
+	// History: the diff of the last two versions, then restore the first.
+	b.Open(srv.URL + "/console/kb/history?id=student-discount")
+	if d := text("#diff .changed"); !strings.Contains(d, "他们的修改") {
+		t.Errorf("the diff's changed row: %q", d)
+	}
+	submit("#restore-1", "#versions")
+	if got := api("GET", "/v1/kb/articles/student-discount", "").body; !strings.Contains(fmt.Sprint(got["answers"]), "九折") || got["version"] != 5.0 { // created, published, edited, theirs, restored
+		t.Errorf("after restoring v1: version %v, answers %v", got["version"], got["answers"])
+	}
+
+	// An A/B test of refund-time's two wordings, from the page.
+	b.Open(srv.URL + "/console/experiments?article=refund-time")
+	set("#exp-id", "wording")
+	set("#exp-variants", "v1, short")
+	submit("#start", "#arms")
+	for i := range 6 {
+		customer(t, srv.URL, fmt.Sprintf("ab-%d", i), "退款多久到账？")
+	}
+	b.Open(srv.URL + "/console/experiments/report?id=wording")
+	if arms := text("#arms"); !strings.Contains(arms, "short") {
+		t.Errorf("the report's arms: %q", arms)
+	}
+	var exposures float64
+	b.Eval(`let n = 0; document.querySelectorAll('#arms tbody tr').forEach(r => n += +r.cells[2].textContent); return n;`, &exposures)
+	if exposures != 6 {
+		t.Errorf("the report counts %v exposures; want 6", exposures)
+	}
+	b.Screenshot(filepath.Join(shots, "report-en-1280.png"))
+	submit("#promote-short", "#decision")
+	if e := api("GET", "/v1/kb/experiments/wording", "").body; e["experiment"].(map[string]any)["winner"] != "short" {
+		t.Errorf("after promoting: %v", e["experiment"])
+	}
+
+	// A supervisor opens a conversation that was handed off.
+	customer(t, srv.URL, "angry-1", "我要投诉，你们太差劲了")
+	b.Open(srv.URL + "/console/conversations?handoff=on")
+	if list := text("#conversations"); !strings.Contains(list, "angry-1") || strings.Contains(list, "cust-a") {
+		t.Errorf("handed-off conversations: %q", list)
+	}
+	b.Click(`a[href="/console/conversation?id=angry-1"]`)
+	for i := 0; i < 100 && text("#handoff") == ""; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if h := text("#handoff"); !strings.Contains(h, "complaint") || !strings.Contains(h, "general") {
+		t.Errorf("the conversation's handoff: %q", h)
+	}
+	if tr := text("#transcript"); !strings.Contains(tr, "我要投诉") || !strings.Contains(tr, "angry") {
+		t.Errorf("the transcript with readings: %q", tr)
+	}
+	b.Screenshot(filepath.Join(shots, "conversation-en-1280.png"))
 
 	b.Open(srv.URL + "/console/chat?lang=zh")
 	set("#text", "我的订单到哪了")
