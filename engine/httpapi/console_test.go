@@ -1,10 +1,12 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -375,5 +377,73 @@ func TestConsoleWithoutKeys(t *testing.T) {
 	}
 	if len(ids) != 2 || ids[0] != ids[1] {
 		t.Errorf("two visits got sessions %v; want the one local session", ids)
+	}
+}
+
+// signIn returns a client holding an editor's console session and its CSRF token.
+func signIn(t *testing.T, base string) (*http.Client, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	resp, err := client.PostForm(base+"/console/signin", url.Values{"key": {editorKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, rest, ok := strings.Cut(string(page), `name="csrf" value="`)
+	token, _, _ := strings.Cut(rest, `"`)
+	if !ok || token == "" {
+		t.Fatal("no CSRF token on the signed-in page")
+	}
+	return client, token
+}
+
+// TestConsoleImport: a file with an error changes nothing and the page names its line; a
+// good file is imported whole.
+func TestConsoleImport(t *testing.T) {
+	srv := consoleServer(t, 0)
+	client, token := signIn(t, srv.URL)
+	upload := func(name, content string) (int, string) {
+		t.Helper()
+		var body bytes.Buffer
+		w := multipart.NewWriter(&body)
+		w.WriteField("csrf", token)
+		f, _ := w.CreateFormFile("file", name)
+		f.Write([]byte(content))
+		w.Close()
+		resp, err := client.Post(srv.URL+"/console/kb/import", w.FormDataContentType(), &body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		page, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(page)
+	}
+	bad := "articles:\n  - id: gift-wrap-new\n    questions:\n      - Do you wrap gifts\n    answers:\n      - en: Yes.\n  - id: bad id!\n    questions:\n      - x\n    answers:\n      - en: y\n"
+	code, page := upload("kb.yaml", bad)
+	if _, msg, _ := strings.Cut(page, `id="error">`); code != 400 || !strings.Contains(msg, "kb.yaml") || !strings.Contains(msg, "7") {
+		t.Errorf("a bad file: %d; the page does not name kb.yaml and line 7: %.200s", code, msg)
+	}
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/kb/articles/gift-wrap-new", nil)
+	req.Header.Set("Authorization", "Bearer "+editorKey)
+	if r := doReq(t, req); r.status != 404 {
+		t.Errorf("a refused import created an article: %d", r.status)
+	}
+	code, page = upload("kb.yaml", strings.Split(bad, "  - id: bad")[0])
+	if code != 200 || !strings.Contains(page, `id="imported"`) {
+		t.Errorf("a good file: %d", code)
+	}
+	if r := doReq(t, req); r.status != 200 {
+		t.Errorf("the imported article: %d", r.status)
+	}
+	resp, err := client.Get(srv.URL + "/console/kb/export?format=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(csv), "gift-wrap-new") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
+		t.Errorf("export: %s", resp.Header.Get("Content-Type"))
 	}
 }
