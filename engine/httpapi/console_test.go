@@ -422,8 +422,8 @@ func TestConsoleImport(t *testing.T) {
 	}
 	bad := "articles:\n  - id: gift-wrap-new\n    questions:\n      - Do you wrap gifts\n    answers:\n      - en: Yes.\n  - id: bad id!\n    questions:\n      - x\n    answers:\n      - en: y\n"
 	code, page := upload("kb.yaml", bad)
-	if _, msg, _ := strings.Cut(page, `id="error">`); code != 400 || !strings.Contains(msg, "kb.yaml") || !strings.Contains(msg, "7") {
-		t.Errorf("a bad file: %d; the page does not name kb.yaml and line 7: %.200s", code, msg)
+	if _, msg, _ := strings.Cut(page, `id="error">`); code != 400 || !strings.Contains(msg, "kb.yaml:7") {
+		t.Errorf("a bad file: %d; the page does not name kb.yaml:7: %.200s", code, msg)
 	}
 	req, _ := http.NewRequest("GET", srv.URL+"/v1/kb/articles/gift-wrap-new", nil)
 	req.Header.Set("Authorization", "Bearer "+editorKey)
