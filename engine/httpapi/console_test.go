@@ -25,6 +25,7 @@ import (
 	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/engine/httpapi"
 	"github.com/kefu-ai/kefu/internal/testenv"
+	"github.com/kefu-ai/kefu/kb"
 )
 
 // consoleServer is kefu with the demo bot, model and KB, figures in an embedded file, and
@@ -445,5 +446,61 @@ func TestConsoleImport(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(csv), "gift-wrap-new") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
 		t.Errorf("export: %s", resp.Header.Get("Content-Type"))
+	}
+}
+
+// BenchmarkConsolePages: each page's server time with 10,000 articles and 100,000
+// conversations in the index (the bound: 200 ms).
+func BenchmarkConsolePages(b *testing.B) {
+	clf, k := bundleModelAndKB(b)
+	var arts []kb.Article
+	for i := range 10000 {
+		arts = append(arts, kb.Article{ID: fmt.Sprintf("gen-%05d", i), Status: kb.Published, Questions: []string{fmt.Sprintf("question number %d about order %d", i, i*7)},
+			Answers: []kb.Answer{{ID: "v1", Text: map[string]string{"en": fmt.Sprintf("answer %d", i)}}}})
+	}
+	if _, err := k.Import(b.Context(), arts, "bench", false); err != nil {
+		b.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "kefu.db"), 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	st, _ := anbolt.New(db)
+	now := time.Now()
+	for i := 0; i < 100000; i += 5000 {
+		var batch analytics.Batch
+		for j := i; j < i+5000; j++ {
+			info, _ := json.Marshal(analytics.Conversation{ID: fmt.Sprintf("conv-%06d", j), Last: now.Add(-time.Duration(j) * time.Second), Channel: "web", Lang: "en", Turns: 3, Source: "kb", HandedOff: j%10 == 0})
+			batch.Puts = append(batch.Puts, analytics.Put{Set: analytics.Recent, Member: fmt.Sprintf("conv-%06d", j), Score: now.Add(-time.Duration(j) * time.Second), Seq: j, Info: info})
+		}
+		if err := st.Apply(b.Context(), &batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(b, "http://127.0.0.1:1"), nil), KB: k, Logger: log, Analytics: analytics.NewRecorder(st, nil)})
+	api, err := httpapi.New(eng, httpapi.Config{Logger: log, KB: k})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	for _, page := range []string{"/console/", "/console/kb", "/console/kb?q=order+350&page=3", "/console/conversations", "/console/conversations?handoff=on", "/console/unanswered", "/console/experiments"} {
+		b.Run(page, func(b *testing.B) {
+			for b.Loop() {
+				resp, err := client.Get(srv.URL + page)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("%s: %d", page, resp.StatusCode)
+				}
+			}
+		})
 	}
 }
