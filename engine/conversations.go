@@ -382,6 +382,12 @@ func (e *Engine) DeadLetters(ctx context.Context) ([]handoff.DeadLetter, error) 
 	return d, nil
 }
 
+// RetryDeadLetter puts a delivery that failed every attempt back in the outbox, its
+// attempts counted afresh. Errors: NotFound, Unavailable.
+func (e *Engine) RetryDeadLetter(ctx context.Context, key string) error {
+	return Translate(e.cfg.Outbox.Retry(ctx, key))
+}
+
 // understand runs the model on the message.
 func (e *Engine) understand(ctx context.Context, bot *dialogs.Bot, req MessageRequest) (understanding, error) {
 	lang, err := language(req.Lang, req.Text)

@@ -78,6 +78,7 @@ var sentinels = []struct {
 	{conversation.ErrConflict, Conflict, "the conversation changed too often concurrently; retry"},
 	{conversation.ErrUnavailable, Unavailable, "the conversation store is unavailable; retry later"},
 	{handoff.ErrUnavailable, Unavailable, "the handoff outbox is unavailable; retry later"},
+	{handoff.ErrNoDeadLetter, NotFound, "no dead letter has this key"},
 	{kb.ErrUnavailable, Unavailable, "the knowledge base store is unavailable; retry later"},
 	{analytics.ErrUnavailable, Unavailable, "the analytics store is unavailable; retry later"},
 	{kb.ErrClosed, Unavailable, "the knowledge base store is unavailable; retry later"},

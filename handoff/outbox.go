@@ -8,8 +8,12 @@ import (
 	"time"
 )
 
-// ErrUnavailable: the outbox's store cannot be reached.
-var ErrUnavailable = errors.New("handoff outbox unavailable")
+var (
+	// ErrUnavailable: the outbox's store cannot be reached.
+	ErrUnavailable = errors.New("handoff outbox unavailable")
+	// ErrNoDeadLetter: no dead letter has the key given.
+	ErrNoDeadLetter = errors.New("no dead letter with this key")
+)
 
 // Delivery is a message for the people side (a handoff, a relayed customer message), sent
 // at least once; Key is its idempotency key, the same on every attempt, so the receiver
@@ -40,6 +44,9 @@ type Outbox interface {
 	Erase(ctx context.Context, conv string) error
 	// Dead lists deliveries that failed every attempt, oldest first.
 	Dead(ctx context.Context) ([]DeadLetter, error)
+	// Retry puts the dead letter with key back in the queue, its attempts counted afresh;
+	// ErrNoDeadLetter when there is none with that key.
+	Retry(ctx context.Context, key string) error
 	// Run delivers until ctx ends.
 	Run(ctx context.Context, deliver Deliver)
 }

@@ -157,6 +157,7 @@ func (s *Server) console() error {
 	g.GET("/kb/export", s.consoleExport, s.signedIn)
 	g.GET("/conversations", s.consoleConversations, s.signedIn)
 	g.GET("/conversation", s.consoleConversation, s.signedIn)
+	g.POST("/deadletters/retry", s.consoleRetry, s.signedIn, s.csrf)
 	g.GET("/experiments", s.consoleExperiments, s.signedIn)
 	g.POST("/experiments", s.consoleStartExperiment, s.signedIn, s.csrf)
 	g.GET("/experiments/report", s.consoleReport, s.signedIn)

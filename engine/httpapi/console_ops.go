@@ -172,3 +172,16 @@ func (s *Server) consolePromote(c echo.Context) error {
 	}
 	return c.Redirect(http.StatusSeeOther, "/console/experiments/report?id="+url.QueryEscape(id))
 }
+
+// consoleRetry puts a dead letter back in the outbox (as POST
+// /v1/admin/outbox/dead/{key}/retry does) and goes back to where the button was.
+func (s *Server) consoleRetry(c echo.Context) error {
+	if err := s.eng.RetryDeadLetter(c.Request().Context(), c.FormValue("key")); err != nil {
+		return s.render(c, status(err), "error", message(err), "")
+	}
+	back := "/console/conversations"
+	if conv := c.FormValue("conversation"); conv != "" {
+		back = "/console/conversation?id=" + url.QueryEscape(conv)
+	}
+	return c.Redirect(http.StatusSeeOther, back)
+}

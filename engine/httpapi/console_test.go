@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +27,9 @@ import (
 	"github.com/kefu-ai/kefu/dialogs"
 	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/engine/httpapi"
+	"github.com/kefu-ai/kefu/handoff"
+	boxmem "github.com/kefu-ai/kefu/handoff/inmem"
+	"github.com/kefu-ai/kefu/handoff/outboxtest"
 	"github.com/kefu-ai/kefu/internal/testenv"
 	"github.com/kefu-ai/kefu/kb"
 )
@@ -31,6 +37,11 @@ import (
 // consoleServer is kefu with the demo bot, model and KB, figures in an embedded file, and
 // an editor and a client key.
 func consoleServer(t *testing.T, ttl time.Duration, noKeys ...bool) *httptest.Server {
+	return consoleServerWith(t, ttl, nil, noKeys...)
+}
+
+// consoleServerWith is consoleServer with its handoff outbox (nil: one nobody runs).
+func consoleServerWith(t *testing.T, ttl time.Duration, box handoff.Outbox, noKeys ...bool) *httptest.Server {
 	t.Helper()
 	clf, k := bundleModelAndKB(t)
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "kefu.db"), 0o600, nil)
@@ -44,7 +55,7 @@ func consoleServer(t *testing.T, ttl time.Duration, noKeys ...bool) *httptest.Se
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng := engine.New(engine.Config{NLU: clf, Bot: dialogs.NewMachine(botDefinition(t, "http://127.0.0.1:1"), nil), KB: k, Logger: log,
-		Analytics: analytics.NewRecorder(st, nil)})
+		Analytics: analytics.NewRecorder(st, nil), Outbox: box})
 	keys := []httpapi.Key{{Name: "ann", Role: httpapi.RoleEditor, Secret: editorKey}, {Name: "shop", Role: httpapi.RoleClient, Secret: clientKey}}
 	if len(noKeys) > 0 {
 		keys = nil
@@ -502,5 +513,56 @@ func BenchmarkConsolePages(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestConsoleRetriesADeadLetter: a supervisor sees the handoff that failed every attempt on
+// the conversation's page and retries it once the desk is back: it is delivered.
+func TestConsoleRetriesADeadLetter(t *testing.T) {
+	var fixed atomic.Bool
+	var delivered atomic.Int32
+	box := boxmem.NewOutbox(outboxtest.Options)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go box.Run(ctx, func(_ context.Context, d handoff.Delivery) error {
+		if !fixed.Load() {
+			return errors.New("desk down")
+		}
+		delivered.Add(1)
+		return nil
+	})
+	srv := consoleServerWith(t, 0, box)
+	customer(t, srv.URL, "dl-7", "我要投诉，你们太差劲了")
+	client, token := signIn(t, srv.URL)
+	var page string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := client.Get(srv.URL + "/console/conversation?id=dl-7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if page = string(b); strings.Contains(page, `id="retry"`) {
+			break
+		}
+	}
+	_, rest, ok := strings.Cut(page, `name="key" value="`)
+	key, _, _ := strings.Cut(rest, `"`)
+	if !ok || !strings.HasPrefix(key, "dl-7:handoff:") || !strings.Contains(page, "desk down") {
+		t.Fatalf("the conversation's page shows no dead handoff to retry")
+	}
+	fixed.Store(true)
+	resp, err := client.PostForm(srv.URL+"/console/deadletters/retry", url.Values{"csrf": {token}, "key": {key}, "conversation": {"dl-7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/console/conversation" {
+		t.Fatalf("retry: %d at %s", resp.StatusCode, resp.Request.URL)
+	}
+	for deadline := time.Now().Add(5 * time.Second); delivered.Load() == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	}
+	if delivered.Load() != 1 {
+		t.Errorf("delivered %d times after the retry", delivered.Load())
 	}
 }

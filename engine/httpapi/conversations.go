@@ -154,6 +154,14 @@ func (s *Server) deadLetters(c echo.Context) error {
 	return c.JSON(http.StatusOK, DeadLetters{DeadLetters: orEmpty(dead), Count: len(dead)})
 }
 
+func (s *Server) retryDeadLetter(c echo.Context) error {
+	key := c.Param("key")
+	if err := s.eng.RetryDeadLetter(c.Request().Context(), key); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, Retried{Retried: key})
+}
+
 func (s *Server) reload(c echo.Context) error {
 	if s.cfg.Reload == nil {
 		return engine.Errorf(engine.Unavailable, "this server has no bot bundle to reload")

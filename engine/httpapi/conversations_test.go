@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -818,8 +819,14 @@ func TestConversationViewIsNotTheStoredRecord(t *testing.T) {
 // TestDeadLettersAfterEveryAttemptFailed: a desk that always fails leaves the handoff as
 // a dead letter that an admin can list, with the error and attempts.
 func TestDeadLettersAfterEveryAttemptFailed(t *testing.T) {
+	var fixed atomic.Bool
+	var received atomic.Int32
 	desk := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		http.Error(rw, "desk broken", http.StatusInternalServerError)
+		if !fixed.Load() {
+			http.Error(rw, "desk broken", http.StatusInternalServerError)
+			return
+		}
+		received.Add(1)
 	}))
 	defer desk.Close()
 	clf, _ := bundleModelAndKB(t)
@@ -850,5 +857,22 @@ func TestDeadLettersAfterEveryAttemptFailed(t *testing.T) {
 	d := dead[0].(map[string]any)
 	if d["attempts"] != 2.0 || !strings.Contains(d["error"].(string), "500") || !strings.HasPrefix(d["key"].(string), "dl-1:handoff:") {
 		t.Errorf("dead letter: %v", d)
+	}
+	// The desk is fixed; an operator retries the dead letter: delivered once, gone from the list.
+	fixed.Store(true)
+	key := d["key"].(string)
+	if r := do(t, "POST", srv.URL+"/v1/admin/outbox/dead/"+url.PathEscape(key)+"/retry", ""); r.status != 200 || r.body["retried"] != key {
+		t.Fatalf("retry: %d %v", r.status, r.body)
+	}
+	for deadline := time.Now().Add(5 * time.Second); received.Load() == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	}
+	if n := received.Load(); n != 1 {
+		t.Errorf("the desk received the retried handoff %d times", n)
+	}
+	if r := do(t, "GET", srv.URL+"/v1/admin/outbox/dead", ""); r.body["count"] != 0.0 {
+		t.Errorf("dead letters after the retry: %v", r.body)
+	}
+	if r := do(t, "POST", srv.URL+"/v1/admin/outbox/dead/"+url.PathEscape(key)+"/retry", ""); r.status != 404 {
+		t.Errorf("retrying it again: %d", r.status)
 	}
 }

@@ -63,6 +63,7 @@ func (s *Server) routes() []route {
 		{method: "GET", path: "/v1/analytics/unresolved", id: "getUnansweredQuestions", tag: "analytics", summary: "What customers asked that nothing answered, grouped", role: RoleEditor, handler: s.analyticsUnresolved, query: engine.UnansweredQuery{}, status: 200, resp: analytics.Unanswered{}},
 		{method: "GET", path: "/v1/analytics/events", id: "exportAnalyticsEvents", tag: "analytics", summary: "Every analytics event of a period, one JSON object per line (for a warehouse)", role: RoleAdmin, handler: s.analyticsEvents, query: engine.AnalyticsQuery{}, status: 200, rawResp: []string{"application/x-ndjson"}},
 		{method: "GET", path: "/v1/admin/outbox/dead", id: "listDeadLetters", tag: "admin", summary: "Handoff deliveries that failed every attempt", role: RoleAdmin, handler: s.deadLetters, status: 200, resp: DeadLetters{}},
+		{method: "POST", path: "/v1/admin/outbox/dead/:key/retry", id: "retryDeadLetter", tag: "admin", summary: "Put a dead letter back in the outbox, its attempts counted afresh", role: RoleAdmin, handler: s.retryDeadLetter, status: 200, resp: Retried{}, notFound: true},
 		{method: "POST", path: "/v1/admin/reload", id: "reloadBot", tag: "admin", summary: "Reload the bot bundle from disk (refused if invalid)", role: RoleAdmin, handler: s.reload, status: 200, resp: Reloaded{}, invalid: true},
 	}
 	if s.cfg.KB == nil {
@@ -116,6 +117,10 @@ type (
 	DeadLetters struct {
 		DeadLetters []handoff.DeadLetter `json:"dead_letters" required:"true"`
 		Count       int                  `json:"count" required:"true"`
+	}
+	// Retried names the dead letter put back in the outbox.
+	Retried struct {
+		Retried string `json:"retried" required:"true"`
 	}
 	// Reloaded says where the reloaded bot came from.
 	Reloaded struct {

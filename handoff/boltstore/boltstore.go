@@ -234,3 +234,43 @@ func (o *Outbox) attempt(ctx context.Context, e *entry, deliver handoff.Deliver)
 		return pending.Put([]byte(e.Key), data)
 	})
 }
+
+// Retry puts the dead letter with key back among the pending deliveries.
+func (o *Outbox) Retry(_ context.Context, key string) error {
+	found := false
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		dead := tx.Bucket(deadB)
+		var k []byte
+		var d handoff.DeadLetter
+		dead.ForEach(func(dk, v []byte) error {
+			var dl handoff.DeadLetter
+			if k == nil && json.Unmarshal(v, &dl) == nil && dl.Key == key {
+				k, d = bytes.Clone(dk), dl
+			}
+			return nil
+		})
+		if k == nil {
+			return nil
+		}
+		found = true
+		data, err := json.Marshal(entry{Delivery: d.Delivery})
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(pendingB).Put([]byte(key), data); err != nil {
+			return err
+		}
+		return dead.Delete(k)
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	if !found {
+		return handoff.ErrNoDeadLetter
+	}
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}

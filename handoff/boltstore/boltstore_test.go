@@ -12,6 +12,7 @@ import (
 
 	"github.com/kefu-ai/kefu/handoff"
 	"github.com/kefu-ai/kefu/handoff/boltstore"
+	"github.com/kefu-ai/kefu/handoff/outboxtest"
 )
 
 // TestEmbeddedOutboxDeliversAfterARestart: deliveries queued while the desk is down stay
@@ -68,4 +69,17 @@ func TestEmbeddedOutboxDeliversAfterARestart(t *testing.T) {
 	if n, _ := box.Depth(ctx); n != 0 {
 		t.Errorf("depth %d after delivery", n)
 	}
+}
+
+func TestRetryDeadLetter(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "kefu.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	box, err := boltstore.New(db, outboxtest.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outboxtest.RetryDeadLetter(t, box)
 }

@@ -132,3 +132,20 @@ func (o *Outbox) attempt(ctx context.Context, it *item, deliver handoff.Deliver)
 	}
 	it.due = time.Now().Add(handoff.Jitter(o.opt.Wait(it.attempts)))
 }
+
+// Retry puts the dead letter with key back in the queue.
+func (o *Outbox) Retry(_ context.Context, key string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	i := slices.IndexFunc(o.dead, func(d handoff.DeadLetter) bool { return d.Key == key })
+	if i < 0 {
+		return handoff.ErrNoDeadLetter
+	}
+	o.queue = append(o.queue, &item{d: o.dead[i].Delivery})
+	o.dead = slices.Delete(o.dead, i, i+1)
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kefu-ai/kefu/handoff"
 	"github.com/kefu-ai/kefu/handoff/inmem"
+	"github.com/kefu-ai/kefu/handoff/outboxtest"
 )
 
 func TestMemOutboxRetriesWithBackoffThenDeadLetters(t *testing.T) {
@@ -53,3 +54,5 @@ func TestMemOutboxRetriesWithBackoffThenDeadLetters(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestRetryDeadLetter(t *testing.T) { outboxtest.RetryDeadLetter(t, inmem.NewOutbox(outboxtest.Options)) }

@@ -135,6 +135,35 @@ func (o *Outbox) Dead(ctx context.Context) ([]handoff.DeadLetter, error) {
 	return out, nil
 }
 
+// Retry puts the dead letter with key back on the stream (its marker stays: the key is
+// still taken), in one transaction.
+func (o *Outbox) Retry(ctx context.Context, key string) error {
+	start := "-"
+	for {
+		msgs, err := o.rdb.XRangeN(ctx, o.p+"dead", start, "+", 500).Result()
+		if err != nil {
+			return unavailable(err)
+		}
+		for _, m := range msgs {
+			if str(m.Values["key"]) != key {
+				continue
+			}
+			pipe := o.rdb.TxPipeline()
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: o.p + "stream", Values: map[string]any{
+				"key": key, "kind": str(m.Values["kind"]), "body": str(m.Values["body"]), "at": str(m.Values["at"])}})
+			pipe.XDel(ctx, o.p+"dead", m.ID)
+			if _, err := pipe.Exec(ctx); err != nil {
+				return unavailable(err)
+			}
+			return nil
+		}
+		if len(msgs) < 500 {
+			return handoff.ErrNoDeadLetter
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
+}
+
 func str(v any) string {
 	s, _ := v.(string)
 	return s

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/kefu-ai/kefu/handoff"
+	"github.com/kefu-ai/kefu/handoff/outboxtest"
 	"github.com/kefu-ai/kefu/handoff/redisstore"
 	"github.com/kefu-ai/kefu/internal/testenv"
 )
@@ -96,4 +98,10 @@ func TestOnCluster(t *testing.T) {
 	testenv.UseRedis(t, testenv.StartCluster(t).Client(t))
 	t.Run("dead consumer, flaky receiver", TestOutboxSurvivesADeadConsumerAndAFlakyReceiver)
 	t.Run("two nodes, slow desk", TestTwoNodesAndASlowDeskPostEachHandoffOnce)
+	t.Run("retry a dead letter", TestRetryDeadLetter)
+}
+
+func TestRetryDeadLetter(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	outboxtest.RetryDeadLetter(t, redisstore.NewOutbox(rdb, strings.TrimSuffix(prefix, ":"), "node", outboxtest.Options, nil))
 }
