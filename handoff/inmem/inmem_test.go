@@ -55,4 +55,6 @@ func TestMemOutboxRetriesWithBackoffThenDeadLetters(t *testing.T) {
 	<-done
 }
 
-func TestRetryDeadLetter(t *testing.T) { outboxtest.RetryDeadLetter(t, inmem.NewOutbox(outboxtest.Options)) }
+func TestRetryDeadLetter(t *testing.T) {
+	outboxtest.RetryDeadLetter(t, inmem.NewOutbox(outboxtest.Options))
+}
