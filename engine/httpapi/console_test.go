@@ -390,6 +390,15 @@ func TestConsoleWithoutKeys(t *testing.T) {
 	if len(ids) != 2 || ids[0] != ids[1] {
 		t.Errorf("two visits got sessions %v; want the one local session", ids)
 	}
+	resp, err := http.Get(srv.URL + "/console/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `id="first-steps"`) || !strings.Contains(string(body), `href="/console/chat"`) {
+		t.Errorf("a fresh server's figures page does not point a newcomer at the chat panel")
+	}
 }
 
 // signIn returns a client holding an editor's console session and its CSRF token.

@@ -39,6 +39,7 @@ var consoleText = map[string]map[string]string{
 		"min_effect": "Smallest difference worth detecting (0.05 = 5 points)", "start": "Start", "experiment": "Experiment", "decision": "Decision",
 		"min_sample": "exposures needed per variant", "weight": "Weight", "exposures": "Exposures", "resolution": "Resolved", "diff": "vs control",
 		"promote": "Promote", "stop": "Stop the experiment", "retry": "Retry",
+		"empty_hint": "No conversations in this period yet. Talk to the bot to see it work:",
 		"file": "File", "imported": "Imported", "n_created": "created", "n_updated": "updated", "n_unchanged": "unchanged", "err_nofile": "Choose a file to import.",
 	},
 	"zh": {
@@ -78,6 +79,7 @@ var consoleText = map[string]map[string]string{
 		"min_effect": "值得检测的最小差异（0.05 即 5 个百分点）", "start": "开始", "experiment": "实验", "decision": "结论",
 		"min_sample": "每个版本所需曝光数", "weight": "权重", "exposures": "曝光", "resolution": "解决率", "diff": "与对照相比",
 		"promote": "采用", "stop": "停止实验", "retry": "重新投递",
+		"empty_hint": "这段时间还没有会话。先和机器人聊几句看看：",
 		"file": "文件", "imported": "已导入", "n_created": "篇新建", "n_updated": "篇更新", "n_unchanged": "篇未变", "err_nofile": "请选择要导入的文件。",
 	},
 }
