@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -335,7 +334,7 @@ func (s *Summary) metric(name string) *float64 {
 }
 
 // Question is a group of customer messages nothing answered: the same words once case,
-// spaces and punctuation are set aside.
+// spaces and punctuation are set aside, or most of the same salient terms (see clusters).
 type Question struct {
 	Text     string         `json:"text" required:"true" doc:"the group's most recent wording"`
 	Lang     string         `json:"lang" required:"true"`
@@ -344,6 +343,7 @@ type Question struct {
 	Sources  map[string]int `json:"sources" required:"true" doc:"clarify, handoff:low_confidence, handoff:unresolved → messages"`
 	Intents  map[string]int `json:"intents" required:"true" doc:"what the model read, → messages"`
 	Examples []Example      `json:"examples" required:"true" doc:"up to 5 of the group's messages, latest first"`
+	Terms    []string       `json:"terms" required:"true" doc:"the salient terms at least half its messages share"`
 }
 
 // Example is one message of a Question.
@@ -365,19 +365,14 @@ type Unanswered struct {
 func Unanswer(ctx context.Context, s Store, q Query, limit int) (*Unanswered, error) {
 	q.From, q.To = q.From.UTC().Truncate(time.Hour), q.To.UTC().Truncate(time.Hour)
 	out := &Unanswered{From: q.From, To: q.To, Questions: []Question{}}
-	groups := map[string]*Question{}
+	var c clusters
 	err := s.Lines(ctx, Questions, q.From, q.To, func(l Line) error {
 		var ev Event
 		if json.Unmarshal(l.JSON, &ev) != nil || q.Channel != "" && ev.Channel != q.Channel || q.Lang != "" && ev.Lang != q.Lang {
 			return nil
 		}
 		out.Messages++
-		key := ev.Lang + "\x00" + normalize(ev.Text)
-		g := groups[key]
-		if g == nil {
-			g = &Question{Lang: ev.Lang, Sources: map[string]int{}, Intents: map[string]int{}}
-			groups[key] = g
-		}
+		g := c.group(ev.Lang, ev.Text)
 		g.Count++
 		if !ev.At.Before(g.Last) {
 			g.Last, g.Text = ev.At, ev.Text
@@ -396,7 +391,9 @@ func Unanswer(ctx context.Context, s Store, q Query, limit int) (*Unanswered, er
 	if err != nil {
 		return nil, err
 	}
-	for _, g := range slices.Collect(maps.Values(groups)) {
+	groups := c.all
+	for _, g := range groups {
+		g.Terms = c.terms(g)
 		slices.SortFunc(g.Examples, func(a, b Example) int { return b.At.Compare(a.At) })
 		g.Examples = g.Examples[:min(5, len(g.Examples))]
 		out.Questions = append(out.Questions, *g)
@@ -406,6 +403,120 @@ func Unanswer(ctx context.Context, s Store, q Query, limit int) (*Unanswered, er
 	})
 	out.Questions = out.Questions[:min(limit, len(out.Questions))]
 	return out, nil
+}
+
+// clusters groups unanswered messages: the same words (case, spaces, punctuation, emoji
+// aside) are one group; otherwise a message joins the first group of its language whose
+// first message shares most of its salient terms (Jaccard ≥ 0.6), or starts one. Salient
+// terms are the Chinese characters and the English words (plural and -ing/-ed forms
+// folded) left once function words are set aside: "你们有学生折扣吗" and "学生打折吗" share
+// 学, 生, 折; "is bitcoin accepted" and "do you accept bitcoin?" share accept, bitcoin.
+type clusters struct {
+	all   []*Question
+	exact map[string]*Question
+	first map[*Question]map[string]bool // the salient terms of a group's first message
+	by    map[string][]*Question        // lang+term → the groups whose first message has it
+	seen  map[*Question][]map[string]bool
+}
+
+func (c *clusters) group(lang, text string) *Question {
+	if c.exact == nil {
+		c.exact, c.first, c.by, c.seen = map[string]*Question{}, map[*Question]map[string]bool{}, map[string][]*Question{}, map[*Question][]map[string]bool{}
+	}
+	key := lang + "\x00" + normalize(text)
+	if g := c.exact[key]; g != nil {
+		return g
+	}
+	terms := salient(text)
+	var best *Question
+	bestScore := 0.0
+	counted := map[*Question]int{}
+	for t := range terms {
+		for _, g := range c.by[lang+"\x00"+t] {
+			counted[g]++
+		}
+	}
+	for g, shared := range counted {
+		if score := float64(shared) / float64(len(terms)+len(c.first[g])-shared); score >= 0.6 && score > bestScore {
+			best, bestScore = g, score
+		}
+	}
+	if best == nil {
+		best = &Question{Lang: lang, Sources: map[string]int{}, Intents: map[string]int{}}
+		c.all = append(c.all, best)
+		c.first[best] = terms
+		for t := range terms {
+			c.by[lang+"\x00"+t] = append(c.by[lang+"\x00"+t], best)
+		}
+	}
+	c.exact[key] = best
+	c.seen[best] = append(c.seen[best], terms)
+	return best
+}
+
+// terms are the salient terms at least half of g's messages share, sorted.
+func (c *clusters) terms(g *Question) []string {
+	n := map[string]int{}
+	for _, ts := range c.seen[g] {
+		for t := range ts {
+			n[t]++
+		}
+	}
+	out := []string{}
+	for t, k := range n {
+		if 2*k >= len(c.seen[g]) {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// functionChars are Chinese characters that carry little of what a question is about.
+const functionChars = "你您我他她它们的了吗呢吧啊呀哦嘛么是不没有在这那个些什怎样如何请问能可以会要想就都也还和与及或把被给让对于从到为"
+
+var stopWords = map[string]bool{}
+
+func init() {
+	for _, w := range strings.Fields("a an the is are was were be been am do does did i you we they he she it my your our their me us them this that these those of to in on at for with by from and or but not no can could will would shall should may might must have has had there here what when where which who whom how why if then so as about any some please hi hello") {
+		stopWords[w] = true
+	}
+}
+
+// salient is text's salient terms (see clusters).
+func salient(text string) map[string]bool {
+	terms := map[string]bool{}
+	var word []rune
+	flush := func() {
+		if len(word) > 0 {
+			w := strings.ToLower(string(word))
+			if !stopWords[w] {
+				for _, suffix := range []string{"ing", "ed", "es", "s"} {
+					if len(w) > len(suffix)+3 && strings.HasSuffix(w, suffix) {
+						w = strings.TrimSuffix(w, suffix)
+						break
+					}
+				}
+				terms[w] = true
+			}
+			word = word[:0]
+		}
+	}
+	for _, r := range text {
+		switch {
+		case unicode.Is(unicode.Han, r):
+			flush()
+			if !strings.ContainsRune(functionChars, r) {
+				terms[string(r)] = true
+			}
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			word = append(word, r)
+		default:
+			flush()
+		}
+	}
+	flush()
+	return terms
 }
 
 // normalize is text without case, spaces, punctuation and symbols (emoji), for grouping.
