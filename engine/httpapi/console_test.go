@@ -200,6 +200,12 @@ func TestConsoleJourneyInABrowser(t *testing.T) {
 	if r := customer(t, srv.URL, "cust-y", "你们有学生折扣吗"); r["source"] != "kb" || r["kb"].(map[string]any)["article"] != "student-discount" {
 		t.Errorf("the next customer gets %v %v; want the new article", r["source"], r["kb"])
 	}
+	answer, _ := http.NewRequest("POST", srv.URL+"/v1/kb/answer", strings.NewReader(`{"text": "学生有折扣吗"}`))
+	answer.Header.Set("Content-Type", "application/json")
+	answer.Header.Set("Authorization", "Bearer "+clientKey)
+	if r := doReq(t, answer); r.status != 200 || r.body["article"] != "student-discount" {
+		t.Errorf("POST /v1/kb/answer: %d %v; want the new article", r.status, r.body)
+	}
 
 	// Edit the new article; then lose a race: another editor saves while the form is open.
 	b.Open(srv.URL + "/console/kb/edit?id=student-discount")
