@@ -20,7 +20,8 @@ import (
 // editor (new and existing articles; a lost race shows the other version), the history
 // with a side-by-side diff and restore, import with the file's errors by line, export.
 
-// variantRows is how many answer variants the editor shows (the rest are kept as they are).
+// variantRows is how many answer variants the editor shows at least (an article with more
+// shows them all, and a save keeps them all).
 const variantRows = 3
 
 // editForm is the editor's fields, as typed.
@@ -80,7 +81,11 @@ func readForm(c echo.Context) editForm {
 	f := editForm{New: c.FormValue("new") == "1", ID: c.FormValue("id"), Lang: c.FormValue("lang_of"), Status: c.FormValue("status"),
 		Tags: c.FormValue("tags"), Questions: c.FormValue("questions")}
 	f.Version, _ = strconv.ParseInt(c.FormValue("version"), 10, 64)
-	for i := range variantRows {
+	n, err := strconv.Atoi(c.FormValue("variant_count")) // every variant the form showed
+	if err != nil || n < variantRows || n > 50 {
+		n = variantRows
+	}
+	for i := range n {
 		n := strconv.Itoa(i)
 		f.Variants = append(f.Variants, variantField{ID: c.FormValue("variant" + n), ZH: c.FormValue("zh" + n), EN: c.FormValue("en" + n)})
 	}

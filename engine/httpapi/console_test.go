@@ -581,3 +581,47 @@ func TestConsoleRetriesADeadLetter(t *testing.T) {
 		t.Errorf("delivered %d times after the retry", delivered.Load())
 	}
 }
+
+// TestConsoleEditKeepsEveryVariant: an article with more answer variants than the editor's
+// empty rows keeps them all when saved from the console.
+func TestConsoleEditKeepsEveryVariant(t *testing.T) {
+	srv := consoleServer(t, 0)
+	api := func(method, path, body string) reply {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+editorKey)
+		return doReq(t, req)
+	}
+	var answers []string
+	for i := range 5 {
+		answers = append(answers, fmt.Sprintf(`{"id": "w%d", "text": {"en": "wording %d"}}`, i, i))
+	}
+	if r := api("POST", "/v1/kb/articles", `{"id": "many", "questions": ["many wordings?"], "answers": [`+strings.Join(answers, ",")+`]}`); r.status != 201 {
+		t.Fatalf("create: %d %v", r.status, r.body)
+	}
+	client, token := signIn(t, srv.URL)
+	resp, err := client.Get(srv.URL + "/console/kb/edit?id=many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{"csrf": {token}, "id": {"many"}, "version": {"1"}, "status": {"draft"}, "questions": {"many wordings?"}}
+	_, rest, _ := strings.Cut(string(page), `name="variant_count" value="`)
+	count, _, _ := strings.Cut(rest, `"`)
+	form.Set("variant_count", count)
+	for i := range 5 {
+		form.Set(fmt.Sprintf("variant%d", i), fmt.Sprintf("w%d", i))
+		form.Set(fmt.Sprintf("en%d", i), fmt.Sprintf("wording %d, edited", i))
+	}
+	resp, err = client.PostForm(srv.URL+"/console/kb/edit", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := api("GET", "/v1/kb/articles/many", "").body
+	if n := len(got["answers"].([]any)); count != "5" || n != 5 {
+		t.Errorf("the form showed %s variants; after saving the article has %d; want 5", count, n)
+	}
+}
