@@ -40,7 +40,7 @@ var consoleText = map[string]map[string]string{
 		"min_sample": "exposures needed per variant", "weight": "Weight", "exposures": "Exposures", "resolution": "Resolved", "diff": "vs control",
 		"promote": "Promote", "stop": "Stop the experiment", "retry": "Retry",
 		"empty_hint": "No conversations in this period yet. Talk to the bot to see it work:",
-		"file": "File", "imported": "Imported", "n_created": "created", "n_updated": "updated", "n_unchanged": "unchanged", "err_nofile": "Choose a file to import.",
+		"file":       "File", "imported": "Imported", "n_created": "created", "n_updated": "updated", "n_unchanged": "unchanged", "err_nofile": "Choose a file to import.",
 	},
 	"zh": {
 		"title": "kefu 控制台", "dashboard": "服务指标", "unanswered": "未解答问题", "kb": "知识库", "chat": "试用机器人",
@@ -80,6 +80,6 @@ var consoleText = map[string]map[string]string{
 		"min_sample": "每个版本所需曝光数", "weight": "权重", "exposures": "曝光", "resolution": "解决率", "diff": "与对照相比",
 		"promote": "采用", "stop": "停止实验", "retry": "重新投递",
 		"empty_hint": "这段时间还没有会话。先和机器人聊几句看看：",
-		"file": "文件", "imported": "已导入", "n_created": "篇新建", "n_updated": "篇更新", "n_unchanged": "篇未变", "err_nofile": "请选择要导入的文件。",
+		"file":       "文件", "imported": "已导入", "n_created": "篇新建", "n_updated": "篇更新", "n_unchanged": "篇未变", "err_nofile": "请选择要导入的文件。",
 	},
 }
