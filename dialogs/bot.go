@@ -165,6 +165,14 @@ func (t *Text) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// Or is t, or def when t has no text at all.
+func (t Text) Or(def Text) Text {
+	if len(t) == 0 {
+		return def
+	}
+	return t
+}
+
 // Pick returns variant number n (mod the count) in lang, falling back to the first
 // language that has text.
 func (t Text) Pick(lang string, n int) string {

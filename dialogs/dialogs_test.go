@@ -344,3 +344,46 @@ func TestActionRunsOnceThroughTheRecorder(t *testing.T) {
 		t.Fatalf("a failed call decided twice reached the backend %d times in all, want 2", calls.Load())
 	}
 }
+
+// TestCancelWordsLeaveTheFlowInAnyState: "never mind, forget it" read as anything (here:
+// nothing confident) leaves the flow in a slot prompt, even a free-text slot that would
+// take any message, and in a confirmation; the flow's own way out is used when it has
+// one, else the bot's cancelled reply.
+func TestCancelWordsLeaveTheFlowInAnyState(t *testing.T) {
+	var fail atomic.Bool
+	m := refundMachine(t, &fail)
+	for _, tc := range []struct {
+		name   string
+		before []string
+		text   string
+	}{
+		{"order slot", []string{"I want a refund"}, "never mind, forget it"},
+		{"free-text slot", []string{"I want a refund", "KF123456"}, "算了"},
+		{"confirmation", []string{"I want a refund", "KF123456", "broken"}, "forget it"},
+	} {
+		c := &conversation.Conversation{ID: "cancel-" + tc.name}
+		for i, text := range tc.before {
+			intent := ""
+			if i == 0 {
+				intent = "refund"
+			}
+			step(t, m, c, text, intent)
+		}
+		out := m.Step(context.Background(), &c.Dialog, dialogs.Input{Text: tc.text, Lang: "en", Intent: "deny", Confidence: 0.17, Now: time.Now(), Conversation: c.ID, Turn: 9})
+		if !out.Handled || len(out.Replies) != 1 || out.Replies[0] != "Cancelled" || c.Flow != "" || c.Slots["reason"] == tc.text {
+			t.Errorf("%s: %q gave %+v, flow %q, slots %v; want the flow's cancelled state", tc.name, tc.text, out, c.Flow, c.Slots)
+		}
+	}
+	// A flow without a way out of its own: the bot's responses.cancelled, or the default.
+	b, err := dialogs.Parse("bot.yaml", []byte(okBot), map[string][]byte{"f.yaml": []byte("flows:\n  ask:\n    intents: [greeting]\n    slots:\n      name: {entity: text, prompt: {zh: 贵姓, en: \"Your name\"}}\n    states:\n      a: {slot: name, next: b}\n      b: {say: {zh: 好, en: ok}}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := dialogs.NewMachine(b, nil)
+	c := &conversation.Conversation{ID: "cancel-plain"}
+	step(t, m2, c, "hello", "greeting")
+	out := m2.Step(context.Background(), &c.Dialog, dialogs.Input{Text: "不用了", Lang: "zh", Now: time.Now(), Conversation: c.ID, Turn: 2})
+	if !out.Handled || c.Flow != "" || !strings.Contains(out.Replies[0], "取消") {
+		t.Errorf("no way out of its own: %+v, flow %q", out, c.Flow)
+	}
+}

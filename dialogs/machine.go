@@ -97,6 +97,23 @@ func (m *Machine) Step(ctx context.Context, c *conversation.Dialog, in Input) Ou
 	}
 	if f := m.bot.Flows[c.Flow]; f != nil && f.States[c.State] != nil {
 		s := f.States[c.State]
+		if Cancels(in.Text) && intent != "affirm" {
+			// "never mind", "算了": the customer leaves the flow, whatever the model read
+			// and whatever the state waits for (a free-text slot would take it as the
+			// answer). The flow's own way out when it has one: its deny transition, or a
+			// confirmation's no.
+			to := m.transition(c, f, s, "deny")
+			if to == "" && s.Confirm {
+				to = s.No
+			}
+			if to != "" {
+				c.Attempts = 0
+				m.run(ctx, c, f, to, in, &out)
+				return out
+			}
+			c.End()
+			return Outcome{Handled: true, Replies: []string{m.bot.Responses["cancelled"].Or(defaultCancelled).Pick(in.Lang, in.Turn-1)}}
+		}
 		if to := m.transition(c, f, s, intent); to != "" {
 			c.Attempts = 0
 			m.run(ctx, c, f, to, in, &out)
@@ -241,6 +258,30 @@ func fill(text string, slots map[string]string) string {
 		}
 		return p
 	})
+}
+
+// defaultCancelled is what the bot says when a customer leaves a flow that has no way out
+// of its own and the bot has no responses.cancelled.
+var defaultCancelled = Text{"zh": {"好的，已为您取消。还有什么可以帮您？"}, "en": {"OK, I've cancelled that. Anything else I can help with?"}}
+
+// cancelWords leave a flow in any state (Cancels).
+var cancelWords = []string{
+	"算了", "不要了", "不要", "取消", "不用了", "不用", "不需要了", "不需要", "不办了", "不买了", "不退了", "不改了", "别弄了", "先不了",
+	"cancel", "cancel it", "cancel that", "stop", "never mind", "nevermind", "forget it", "forget about it", "no thanks", "no thank you",
+	"i changed my mind", "changed my mind", "quit", "exit",
+}
+
+// Cancels says whether text asks to leave the flow: it is, or starts with, one of the
+// cancel words (cancel, stop, never mind, forget it, 算了, 不要了, 取消, 不用了, …), in
+// either language, whatever the punctuation.
+func Cancels(text string) bool {
+	t := strings.ToLower(strings.TrimSpace(text))
+	t = strings.TrimRight(t, "。.!！~～?？ ")
+	bare := t
+	for _, p := range []string{"了", "吧", "啊", "呀", "哈", "嘛", "呢"} {
+		bare = strings.TrimSuffix(bare, p)
+	}
+	return startsWithWord(t, cancelWords...) || startsWithWord(bare, cancelWords...)
 }
 
 // yesNo reads a confirmation: the affirm/deny intents, or common words. 1 yes, -1 no,

@@ -16,3 +16,15 @@ func TestYesNoWords(t *testing.T) {
 		t.Error("the intent must win over the words")
 	}
 }
+
+func TestCancelWords(t *testing.T) {
+	for text, want := range map[string]bool{
+		"cancel": true, "Never mind, forget it": true, "never mind": true, "forget it.": true, "stop": true, "No thanks!": true,
+		"I changed my mind": true, "算了": true, "算了吧": true, "不要了！": true, "取消": true, "不用了": true, "不用了，谢谢": true,
+		"KF20261122": false, "the screen is cracked": false, "stopwatch broken": false, "取消订单的原因是太贵": false, "yes": false, "好的": false,
+	} {
+		if got := Cancels(text); got != want {
+			t.Errorf("%q: %v, want %v", text, got, want)
+		}
+	}
+}

@@ -59,7 +59,7 @@ func TestDemoBotStories(t *testing.T) {
 	stories := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "tests")
 	results := filepath.Join(t.TempDir(), "results.json")
 	code, stdout, stderr := kefu(t, env, "test", "--json", results, stories)
-	if code != 0 || !strings.Contains(stdout, "8 stories: 8 passed, 0 failed") {
+	if code != 0 || !strings.Contains(stdout, "10 stories: 10 passed, 0 failed") {
 		t.Fatalf("in process: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	var res []struct {
@@ -68,7 +68,7 @@ func TestDemoBotStories(t *testing.T) {
 		Steps  int    `json:"steps"`
 	}
 	data, _ := os.ReadFile(results)
-	if err := json.Unmarshal(data, &res); err != nil || len(res) != 8 || !res[2].Passed || res[2].Steps != 4 {
+	if err := json.Unmarshal(data, &res); err != nil || len(res) != 10 || !res[2].Passed || res[2].Steps != 4 {
 		t.Errorf("results JSON: %v %+v", err, res)
 	}
 
@@ -94,7 +94,7 @@ func TestDemoBotStories(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	code, stdout, stderr = kefu(t, env, "test", "--url", "http://"+addr, stories)
-	if code != 0 || !strings.Contains(stdout, "8 stories: 8 passed, 0 failed") {
+	if code != 0 || !strings.Contains(stdout, "10 stories: 10 passed, 0 failed") {
 		t.Fatalf("--url: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 

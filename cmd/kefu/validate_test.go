@@ -45,7 +45,7 @@ func edit(t *testing.T, file, old, new string) {
 
 func TestValidateDemoBundleIsClean(t *testing.T) {
 	code, stdout, stderr := kefu(t, nil, "validate")
-	if code != 0 || stdout != "" || !strings.Contains(stderr, "0 error(s), 0 warning(s)") || !strings.Contains(stderr, "8 stories") {
+	if code != 0 || stdout != "" || !strings.Contains(stderr, "0 error(s), 0 warning(s)") || !strings.Contains(stderr, "10 stories") {
 		t.Errorf("exit %d\n%s%s", code, stdout, stderr)
 	}
 }
