@@ -17,7 +17,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -307,12 +306,4 @@ type timerInfo struct {
 type Timer struct {
 	Handoff, Conversation, Channel, Lang, Priority, Queue string
 	Since, Deadline                                       time.Time
-}
-
-// Wrap marks a store error as ErrUnavailable (stores use it for connection failures).
-func Wrap(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }

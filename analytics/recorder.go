@@ -135,7 +135,7 @@ func turnInto(b *Batch, t Turn, ch string) {
 		if t.Source == "kb" {
 			b.add(t.At, f(mKBAnswered), 1)
 		}
-		b.add(t.At, f(mResponse+itoa(bucketOf(responseBounds, ev.ResponseMS))), 1)
+		b.add(t.At, f(mResponse+strconv.Itoa(bucketOf(responseBounds, ev.ResponseMS))), 1)
 	}
 	b.line(Events, ev)
 	reason := ""
@@ -202,7 +202,7 @@ func (r *Recorder) Accepted(ctx context.Context, a Accept) error {
 	wait := a.At.Sub(a.Since).Seconds()
 	var b Batch
 	b.add(a.At, f(mAccepted+a.Priority), 1)
-	b.add(a.At, f(mWait+a.Priority+"."+itoa(bucketOf(waitBounds, wait))), 1)
+	b.add(a.At, f(mWait+a.Priority+"."+strconv.Itoa(bucketOf(waitBounds, wait))), 1)
 	ev := Event{At: a.At, Type: "agent.accepted", Conversation: a.Conversation, Channel: ch, Lang: a.Lang, Handoff: a.Handoff,
 		Priority: a.Priority, Queue: a.Queue, Agent: a.Agent, WaitS: wait}
 	if a.Deadline.IsZero() {
@@ -258,10 +258,10 @@ func (r *Recorder) CSAT(ctx context.Context, at time.Time, conv, channel, lang s
 	if previous == 0 {
 		b.add(at, f(mCSATCount), 1)
 	} else {
-		b.add(at, f(mCSATScore+itoa(previous)), -1)
+		b.add(at, f(mCSATScore+strconv.Itoa(previous)), -1)
 	}
 	b.add(at, f(mCSATSum), int64(score-previous))
-	b.add(at, f(mCSATScore+itoa(score)), 1)
+	b.add(at, f(mCSATScore+strconv.Itoa(score)), 1)
 	b.line(Events, Event{At: at, Type: "csat", Conversation: conv, Channel: ch, Lang: lang, Score: score})
 	return r.write(ctx, &b)
 }
@@ -372,8 +372,6 @@ func (r *Recorder) Forget(ctx context.Context, conv string) error {
 	}
 	return r.store.Forget(ctx, conv)
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // Conversations lists the conversations whose last turn was before t, the latest first, at
 // most n of those that keep (nil: all).

@@ -73,6 +73,40 @@ func Open(db *bolt.DB) (*Store, error) {
 
 func be(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
 
+// members is one claimable set: member → score (8 bytes) + seq (8) + info, the same
+// members by score, and the claimed ones.
+type members struct{ set, due, gone *bolt.Bucket }
+
+func setOf(tx *bolt.Tx, name string) (members, error) {
+	r := tx.Bucket(root)
+	m := members{r.Bucket([]byte("set." + name)), r.Bucket([]byte("due." + name)), r.Bucket([]byte("gone." + name))}
+	if m.set == nil {
+		return m, fmt.Errorf("no set %q", name)
+	}
+	return m, nil
+}
+
+// get returns member's stored value (nil: not there).
+func (m members) get(member string) []byte {
+	if v := m.set.Get([]byte(member)); len(v) >= 16 {
+		return v
+	}
+	return nil
+}
+
+// remove takes member out of the set and its score index (a claim also remembers it in
+// gone).
+func (m members) remove(member string) error {
+	v := m.get(member)
+	if v == nil {
+		return nil
+	}
+	if err := m.due.Delete(append(bytes.Clone(v[:8]), member...)); err != nil {
+		return err
+	}
+	return m.set.Delete([]byte(member))
+}
+
 func apply(tx *bolt.Tx, b *analytics.Batch) error {
 	if b == nil {
 		return nil
@@ -105,26 +139,24 @@ func apply(tx *bolt.Tx, b *analytics.Batch) error {
 		}
 	}
 	for _, p := range b.Puts {
-		set, due, gone := r.Bucket([]byte("set."+p.Set)), r.Bucket([]byte("due."+p.Set)), r.Bucket([]byte("gone."+p.Set))
-		if set == nil {
-			return fmt.Errorf("no set %q", p.Set)
-		}
-		if gone.Get([]byte(p.Member)) != nil {
-			continue
-		}
-		if v := set.Get([]byte(p.Member)); len(v) >= 16 {
-			if int64(binary.BigEndian.Uint64(v[8:16])) > int64(p.Seq) {
-				continue
-			}
-			if err := due.Delete(append(bytes.Clone(v[:8]), p.Member...)); err != nil {
-				return err
-			}
-		}
-		v := append(append(be(p.Score.UnixMilli()), be(int64(p.Seq))...), p.Info...)
-		if err := set.Put([]byte(p.Member), v); err != nil {
+		m, err := setOf(tx, p.Set)
+		if err != nil {
 			return err
 		}
-		if err := due.Put(append(be(p.Score.UnixMilli()), p.Member...), nil); err != nil {
+		if m.gone.Get([]byte(p.Member)) != nil {
+			continue
+		}
+		if v := m.get(p.Member); v != nil && int64(binary.BigEndian.Uint64(v[8:16])) > int64(p.Seq) {
+			continue
+		}
+		if err := m.remove(p.Member); err != nil {
+			return err
+		}
+		v := append(append(be(p.Score.UnixMilli()), be(int64(p.Seq))...), p.Info...)
+		if err := m.set.Put([]byte(p.Member), v); err != nil {
+			return err
+		}
+		if err := m.due.Put(append(be(p.Score.UnixMilli()), p.Member...), nil); err != nil {
 			return err
 		}
 	}
@@ -140,26 +172,20 @@ func (s *Store) Apply(_ context.Context, b *analytics.Batch) error {
 func (s *Store) Claim(_ context.Context, cl analytics.Claim, b *analytics.Batch) (bool, error) {
 	claimed := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		r := tx.Bucket(root)
-		set, due, gone := r.Bucket([]byte("set."+cl.Set)), r.Bucket([]byte("due."+cl.Set)), r.Bucket([]byte("gone."+cl.Set))
-		if set == nil {
-			return fmt.Errorf("no set %q", cl.Set)
+		m, err := setOf(tx, cl.Set)
+		if err != nil {
+			return err
 		}
-		if gone.Get([]byte(cl.Member)) != nil {
+		if m.gone.Get([]byte(cl.Member)) != nil {
 			return nil
 		}
-		if v := set.Get([]byte(cl.Member)); len(v) >= 16 {
-			if !cl.Before.IsZero() && int64(binary.BigEndian.Uint64(v[:8])) > cl.Before.UnixMilli() {
-				return nil
-			}
-			if err := due.Delete(append(bytes.Clone(v[:8]), cl.Member...)); err != nil {
-				return err
-			}
-			if err := set.Delete([]byte(cl.Member)); err != nil {
-				return err
-			}
+		if v := m.get(cl.Member); v != nil && !cl.Before.IsZero() && int64(binary.BigEndian.Uint64(v[:8])) > cl.Before.UnixMilli() {
+			return nil
 		}
-		if err := gone.Put([]byte(cl.Member), be(cl.At.UnixMilli())); err != nil {
+		if err := m.remove(cl.Member); err != nil {
+			return err
+		}
+		if err := m.gone.Put([]byte(cl.Member), be(cl.At.UnixMilli())); err != nil {
 			return err
 		}
 		claimed = true
@@ -172,40 +198,36 @@ func (s *Store) Claim(_ context.Context, cl analytics.Claim, b *analytics.Batch)
 func (s *Store) Due(_ context.Context, set string, t time.Time, n int) ([]analytics.Item, error) {
 	var out []analytics.Item
 	err := s.db.View(func(tx *bolt.Tx) error {
-		r := tx.Bucket(root)
-		members, due := r.Bucket([]byte("set."+set)), r.Bucket([]byte("due."+set))
-		if members == nil {
-			return fmt.Errorf("no set %q", set)
+		m, err := setOf(tx, set)
+		if err != nil {
+			return err
 		}
-		limit := t.UnixMilli()
-		cur := due.Cursor()
-		for k, _ := cur.First(); k != nil && len(out) < n; k, _ = cur.Next() {
-			score := int64(binary.BigEndian.Uint64(k[:8]))
-			if score > limit {
-				break
-			}
-			m := string(k[8:])
-			v := members.Get(k[8:])
-			if len(v) < 16 {
-				continue
-			}
-			out = append(out, analytics.Item{Member: m, Score: time.UnixMilli(score).UTC(), Info: bytes.Clone(v[16:])})
+		cur := m.due.Cursor()
+		for k, _ := cur.First(); k != nil && len(out) < n && int64(binary.BigEndian.Uint64(k[:8])) <= t.UnixMilli(); k, _ = cur.Next() {
+			out = m.item(out, k)
 		}
 		return nil
 	})
 	return out, err
 }
 
+// item appends the member the score index key k names, with its score and info.
+func (m members) item(out []analytics.Item, k []byte) []analytics.Item {
+	if v := m.get(string(k[8:])); v != nil {
+		out = append(out, analytics.Item{Member: string(k[8:]), Score: time.UnixMilli(int64(binary.BigEndian.Uint64(k[:8]))).UTC(), Info: bytes.Clone(v[16:])})
+	}
+	return out
+}
+
 // Latest lists up to n members of set scored before t, highest first.
 func (s *Store) Latest(_ context.Context, set string, t time.Time, n int) ([]analytics.Item, error) {
 	var out []analytics.Item
 	err := s.db.View(func(tx *bolt.Tx) error {
-		r := tx.Bucket(root)
-		members, due := r.Bucket([]byte("set."+set)), r.Bucket([]byte("due."+set))
-		if members == nil {
-			return fmt.Errorf("no set %q", set)
+		m, err := setOf(tx, set)
+		if err != nil {
+			return err
 		}
-		cur := due.Cursor()
+		cur := m.due.Cursor()
 		k, _ := cur.Seek(be(t.UnixMilli())) // the first at or after t: start before it
 		if k == nil {
 			k, _ = cur.Last()
@@ -213,13 +235,7 @@ func (s *Store) Latest(_ context.Context, set string, t time.Time, n int) ([]ana
 			k, _ = cur.Prev()
 		}
 		for ; k != nil && len(out) < n; k, _ = cur.Prev() {
-			score := int64(binary.BigEndian.Uint64(k[:8]))
-			if score >= t.UnixMilli() {
-				continue
-			}
-			if v := members.Get(k[8:]); len(v) >= 16 {
-				out = append(out, analytics.Item{Member: string(k[8:]), Score: time.UnixMilli(score).UTC(), Info: bytes.Clone(v[16:])})
-			}
+			out = m.item(out, k)
 		}
 		return nil
 	})
@@ -276,15 +292,12 @@ func (s *Store) Lines(_ context.Context, kind string, from, to time.Time, fn fun
 func (s *Store) Forget(_ context.Context, conv string) error {
 	needle := []byte(`"conversation":"` + conv + `"`)
 	return s.db.Update(func(tx *bolt.Tx) error {
-		r := tx.Bucket(root)
-		set, due := r.Bucket([]byte("set."+analytics.Recent)), r.Bucket([]byte("due."+analytics.Recent))
-		if v := set.Get([]byte(conv)); len(v) >= 16 {
-			if err := due.Delete(append(bytes.Clone(v[:8]), conv...)); err != nil {
-				return err
-			}
-			if err := set.Delete([]byte(conv)); err != nil {
-				return err
-			}
+		recent, err := setOf(tx, analytics.Recent)
+		if err != nil {
+			return err
+		}
+		if err := recent.remove(conv); err != nil {
+			return err
 		}
 		for _, kind := range []string{analytics.Events, analytics.Questions} {
 			bk := tx.Bucket(root).Bucket([]byte(kind))
@@ -332,13 +345,15 @@ func (s *Store) Prune(_ context.Context, linesBefore, claimsBefore time.Time) er
 				}
 			}
 		}
-		set, due := r.Bucket([]byte("set."+analytics.Recent)), r.Bucket([]byte("due."+analytics.Recent))
-		cur := due.Cursor()
-		for k, _ := cur.First(); k != nil && int64(binary.BigEndian.Uint64(k[:8])) < claimsBefore.UnixMilli(); k, _ = cur.First() {
-			if err := set.Delete(bytes.Clone(k[8:])); err != nil {
+		recent, err := setOf(tx, analytics.Recent)
+		if err != nil {
+			return err
+		}
+		for k, _ := recent.due.Cursor().First(); k != nil && int64(binary.BigEndian.Uint64(k[:8])) < claimsBefore.UnixMilli(); k, _ = recent.due.Cursor().First() {
+			if err := recent.remove(string(k[8:])); err != nil {
 				return err
 			}
-			if err := cur.Delete(); err != nil {
+			if err := recent.due.Delete(bytes.Clone(k)); err != nil { // an index entry whose member is gone
 				return err
 			}
 		}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
@@ -239,16 +240,20 @@ func (s *Server) localSession(c echo.Context) *session {
 		s.local = s.newSession(c, "local admin", RoleAdmin, true)
 		return s.local
 	}
-	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: s.local.id, Path: "/console/", HttpOnly: true, Secure: secure(c),
-		SameSite: http.SameSiteStrictMode, Expires: s.local.expires})
+	setSessionCookie(c, s.local)
 	return s.local
+}
+
+// setSessionCookie gives the browser sess's cookie.
+func setSessionCookie(c echo.Context, sess *session) {
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: sess.id, Path: "/console/", HttpOnly: true, Secure: secure(c),
+		SameSite: http.SameSiteStrictMode, Expires: sess.expires})
 }
 
 func (s *Server) newSession(c echo.Context, name string, role Role, local bool) *session {
 	sess := &session{id: randomToken(), csrf: randomToken(), Name: name, role: role, Local: local, expires: time.Now().Add(s.cfg.SessionTTL)}
 	s.sessions.add(sess)
-	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: sess.id, Path: "/console/", HttpOnly: true, Secure: secure(c),
-		SameSite: http.SameSiteStrictMode, Expires: sess.expires})
+	setSessionCookie(c, sess)
 	return sess
 }
 
@@ -289,7 +294,7 @@ func (s *Server) render(c echo.Context, status int, name string, data any, errMs
 }
 
 func (s *Server) consoleError(c echo.Context, status int, key string) error {
-	return s.render(c, status, "error", consoleText[consoleLang(c)]["err_"+key], "")
+	return s.render(c, status, "error", nil, consoleText[consoleLang(c)]["err_"+key])
 }
 
 func (s *Server) consoleSignInPage(c echo.Context) error {
@@ -374,20 +379,15 @@ func (s *Server) consoleDashboard(c echo.Context) error {
 	ctx := c.Request().Context()
 	d := dashboard{Days: days, Channel: q.Channel, Lang: q.Lang}
 	if d.Sum, err = s.eng.Summary(ctx, q); err != nil {
-		return s.render(c, status(err), "dashboard", d, message(err))
+		return s.fail(c, "dashboard", d, err)
 	}
 	conv, err1 := s.eng.Series(ctx, engine.SeriesQuery{AnalyticsQuery: q, Metric: "conversations", Bucket: "day"})
 	ho, err2 := s.eng.Series(ctx, engine.SeriesQuery{AnalyticsQuery: q, Metric: "handoffs", Bucket: "day"})
 	if err := errors.Join(err1, err2); err != nil {
-		return s.render(c, status(err), "dashboard", d, message(err))
+		return s.fail(c, "dashboard", d, err)
 	}
 	d.Chart = barChart(conv.Points, ho.Points)
-	for k, v := range d.Sum.HandoffReasons {
-		d.Reasons = append(d.Reasons, named{k, v})
-	}
-	for k, v := range d.Sum.HandoffQueues {
-		d.Queues = append(d.Queues, named{k, v})
-	}
+	d.Reasons, d.Queues = byCount(d.Sum.HandoffReasons), byCount(d.Sum.HandoffQueues)
 	for _, p := range []string{"urgent", "high", "normal"} {
 		r := slaRow{Priority: p, Met: d.Sum.SLA[p].Met, Breached: d.Sum.SLA[p].Breached}
 		if w, ok := d.Sum.TimeToAgentS[p]; ok {
@@ -395,17 +395,17 @@ func (s *Server) consoleDashboard(c echo.Context) error {
 		}
 		d.SLA = append(d.SLA, r)
 	}
-	sortNamed(d.Reasons)
-	sortNamed(d.Queues)
 	return s.render(c, http.StatusOK, "dashboard", d, "")
 }
 
-func sortNamed(ns []named) {
-	for i := 1; i < len(ns); i++ { // a handful of entries
-		for j := i; j > 0 && (ns[j].Count > ns[j-1].Count || ns[j].Count == ns[j-1].Count && ns[j].Name < ns[j-1].Name); j-- {
-			ns[j], ns[j-1] = ns[j-1], ns[j]
-		}
+// byCount lists m's entries, the largest count first, then by name.
+func byCount(m map[string]int64) []named {
+	out := make([]named, 0, len(m))
+	for k, v := range m {
+		out = append(out, named{k, v})
 	}
+	slices.SortFunc(out, func(a, b named) int { return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Name, b.Name)) })
+	return out
 }
 
 func barChart(conv, ho []analytics.Point) chart {
@@ -437,21 +437,11 @@ func barChart(conv, ho []analytics.Point) chart {
 	return ch
 }
 
-// status and message are what the console shows for an engine error: the one error
-// table's status and message.
-func status(err error) int {
-	if st, ok := Status[engine.ErrorCode(engine.Translate(err))]; ok {
-		return st
-	}
-	return http.StatusInternalServerError
-}
-
-func message(err error) string {
-	var e *engine.Error
-	if errors.As(engine.Translate(err), &e) {
-		return e.Message
-	}
-	return "internal error"
+// fail renders page name with data and err beside it, with the status and message the API
+// would answer err with (describe).
+func (s *Server) fail(c echo.Context, name string, data any, err error) error {
+	code, d := s.describe(c, err)
+	return s.render(c, code, name, data, d.Message)
 }
 
 type unansweredPage struct {
@@ -471,10 +461,12 @@ type articleForm struct {
 var slugChars = regexp.MustCompile(`[^a-z0-9]+`)
 
 func (s *Server) consoleUnanswered(c echo.Context) error {
-	return s.unanswered(c, http.StatusOK, articleForm{Group: -1}, "")
+	return s.unanswered(c, articleForm{Group: -1}, nil)
 }
 
-func (s *Server) unanswered(c echo.Context, code int, form articleForm, errMsg string) error {
+// unanswered renders the unanswered page; form and formErr are a refused article form's
+// (formErr nil: none).
+func (s *Server) unanswered(c echo.Context, form articleForm, formErr error) error {
 	days, _ := strconv.Atoi(c.FormValue("days"))
 	if days < 1 || days > 90 {
 		days = 7
@@ -484,7 +476,7 @@ func (s *Server) unanswered(c echo.Context, code int, form articleForm, errMsg s
 	res, err := s.eng.Unanswered(c.Request().Context(), q)
 	p := unansweredPage{Days: strconv.Itoa(days), Result: res, Suggested: map[int]string{}, Questions: map[int]string{}, Form: form}
 	if err != nil {
-		return s.render(c, status(err), "unanswered", p, message(err))
+		return s.fail(c, "unanswered", p, err)
 	}
 	for i, g := range res.Questions {
 		id := strings.Trim(slugChars.ReplaceAllString(strings.ToLower(g.Text), "-"), "-")
@@ -500,7 +492,10 @@ func (s *Server) unanswered(c echo.Context, code int, form articleForm, errMsg s
 		}
 		p.Questions[i] = strings.Join(lines, "\n")
 	}
-	return s.render(c, code, "unanswered", p, errMsg)
+	if formErr != nil {
+		return s.fail(c, "unanswered", p, formErr)
+	}
+	return s.render(c, http.StatusOK, "unanswered", p, "")
 }
 
 // consoleNewArticle makes an article of an unanswered group: its questions, the editor's
@@ -527,7 +522,7 @@ func (s *Server) consoleNewArticle(c echo.Context) error {
 		_, err = s.cfg.KB.Publish(ctx, created.ID, actor(c))
 	}
 	if err != nil {
-		return s.unanswered(c, status(err), form, message(err))
+		return s.unanswered(c, form, err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/console/kb?q="+url.QueryEscape(questions[0])+"&created="+url.QueryEscape(created.ID))
 }
@@ -552,7 +547,7 @@ func (s *Server) consoleKB(c echo.Context) error {
 	if p.Q != "" {
 		hits, err := s.cfg.KB.Search(ctx, p.Q, "", 5)
 		if err != nil {
-			return s.render(c, status(err), "kb", p, message(err))
+			return s.fail(c, "kb", p, err)
 		}
 		p.Hits = hits
 		if r, err := s.cfg.KB.Find(ctx, kb.Question{Text: p.Q}); err == nil {
@@ -624,7 +619,7 @@ func (s *Server) consoleSay(c echo.Context) error {
 		p.Conversation = v
 	}
 	if err != nil {
-		return s.render(c, status(err), "chat", p, message(err))
+		return s.fail(c, "chat", p, err)
 	}
 	return s.render(c, http.StatusOK, "chat", p, "")
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/kefu-ai/kefu/engine"
 	"github.com/kefu-ai/kefu/kb"
 )
 
@@ -101,7 +102,7 @@ func (s *Server) consoleEdit(c echo.Context) error {
 	}
 	a, err := s.cfg.KB.Get(id)
 	if err != nil {
-		return s.render(c, status(err), "error", message(err), "")
+		return s.fail(c, "error", nil, err)
 	}
 	return s.render(c, http.StatusOK, "edit", formOf(a), "")
 }
@@ -129,7 +130,7 @@ func (s *Server) consoleSave(c echo.Context) error {
 		}
 	}
 	if err != nil {
-		return s.render(c, status(err), "edit", f, message(err))
+		return s.fail(c, "edit", f, err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/console/kb/edit?id="+url.QueryEscape(saved.ID)+"&saved="+strconv.FormatInt(saved.Version, 10))
 }
@@ -156,7 +157,7 @@ func (s *Server) consoleHistory(c echo.Context) error {
 		err = fmt.Errorf("no article %q: %w", id, kb.ErrNotFound)
 	}
 	if err != nil {
-		return s.render(c, status(err), "error", message(err), "")
+		return s.fail(c, "error", nil, err)
 	}
 	p := historyPage{ID: id, Versions: versions, Current: versions[len(versions)-1].Version}
 	pick := func(name string, def int) *kb.Article {
@@ -215,16 +216,16 @@ func (s *Server) consoleRestore(c echo.Context) error {
 	ctx := c.Request().Context()
 	versions, err := s.cfg.KB.History(ctx, id)
 	if err != nil {
-		return s.render(c, status(err), "error", message(err), "")
+		return s.fail(c, "error", nil, err)
 	}
 	i := slices.IndexFunc(versions, func(a kb.Article) bool { return a.Version == v && !a.Deleted })
 	if i < 0 {
-		return s.render(c, http.StatusNotFound, "error", fmt.Sprintf("article %s has no version %d to restore", id, v), "")
+		return s.fail(c, "error", nil, engine.Errorf(engine.NotFound, "article %s has no version %d to restore", id, v))
 	}
 	old := versions[i]
 	old.Version = 0
 	if _, err := s.cfg.KB.Update(ctx, old, actor(c), current); err != nil {
-		return s.render(c, status(err), "error", message(err), "")
+		return s.fail(c, "error", nil, err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/console/kb/history?id="+url.QueryEscape(id))
 }
@@ -265,7 +266,7 @@ func (s *Server) consoleImport(c echo.Context) error {
 			return s.render(c, http.StatusOK, "import", importPage{Result: &res}, "")
 		}
 	}
-	return s.render(c, status(err), "import", importPage{}, message(err))
+	return s.fail(c, "import", importPage{}, err)
 }
 
 func (s *Server) consoleImportPage(c echo.Context) error {

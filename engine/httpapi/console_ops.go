@@ -36,7 +36,7 @@ func (s *Server) consoleConversations(c echo.Context) error {
 	ctx := c.Request().Context()
 	list, err := s.eng.Conversations(ctx, q)
 	if err != nil {
-		return s.render(c, status(err), "conversations", p, message(err))
+		return s.fail(c, "conversations", p, err)
 	}
 	p.List = list
 	if len(list) == q.Limit {
@@ -45,7 +45,7 @@ func (s *Server) consoleConversations(c echo.Context) error {
 		p.Next = v.Encode()
 	}
 	if p.Dead, err = s.eng.DeadLetters(ctx); err != nil {
-		return s.render(c, status(err), "conversations", p, message(err))
+		return s.fail(c, "conversations", p, err)
 	}
 	return s.render(c, http.StatusOK, "conversations", p, "")
 }
@@ -60,12 +60,12 @@ func (s *Server) consoleConversation(c echo.Context) error {
 	ctx := c.Request().Context()
 	v, err := s.eng.Conversation(ctx, id)
 	if err != nil {
-		return s.render(c, status(err), "error", message(err), "")
+		return s.fail(c, "error", nil, err)
 	}
 	p := conversationPage{View: v}
 	dead, err := s.eng.DeadLetters(ctx)
 	if err != nil {
-		return s.render(c, status(err), "error", message(err), "")
+		return s.fail(c, "error", nil, err)
 	}
 	for _, d := range dead {
 		if strings.HasPrefix(d.Key, id+":") {
@@ -122,7 +122,7 @@ func (s *Server) consoleStartExperiment(c echo.Context) error {
 	}
 	created, err := s.cfg.KB.CreateExperiment(c.Request().Context(), e, actor(c))
 	if err != nil {
-		return s.render(c, status(err), "experiments", page, message(err))
+		return s.fail(c, "experiments", page, err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/console/experiments/report?id="+url.QueryEscape(created.ID))
 }
@@ -144,7 +144,7 @@ type armBar struct {
 func (s *Server) consoleReport(c echo.Context) error {
 	r, err := s.cfg.KB.Report(c.Request().Context(), c.QueryParam("id"))
 	if err != nil {
-		return s.render(c, status(err), "error", message(err), "")
+		return s.fail(c, "error", nil, err)
 	}
 	p := reportPage{Report: r}
 	const height, width = 160, 80
@@ -160,7 +160,7 @@ func (s *Server) consoleReport(c echo.Context) error {
 func (s *Server) consoleStop(c echo.Context) error {
 	id := c.FormValue("id")
 	if _, err := s.cfg.KB.StopExperiment(c.Request().Context(), id, actor(c)); err != nil {
-		return s.render(c, status(err), "error", message(err), "")
+		return s.fail(c, "error", nil, err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/console/experiments/report?id="+url.QueryEscape(id))
 }
@@ -168,7 +168,7 @@ func (s *Server) consoleStop(c echo.Context) error {
 func (s *Server) consolePromote(c echo.Context) error {
 	id := c.FormValue("id")
 	if _, err := s.cfg.KB.Promote(c.Request().Context(), id, c.FormValue("variant"), actor(c)); err != nil {
-		return s.render(c, status(err), "error", message(err), "")
+		return s.fail(c, "error", nil, err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/console/experiments/report?id="+url.QueryEscape(id))
 }
@@ -177,7 +177,7 @@ func (s *Server) consolePromote(c echo.Context) error {
 // /v1/admin/outbox/dead/{key}/retry does) and goes back to where the button was.
 func (s *Server) consoleRetry(c echo.Context) error {
 	if err := s.eng.RetryDeadLetter(c.Request().Context(), c.FormValue("key")); err != nil {
-		return s.render(c, status(err), "error", message(err), "")
+		return s.fail(c, "error", nil, err)
 	}
 	back := "/console/conversations"
 	if conv := c.FormValue("conversation"); conv != "" {

@@ -233,33 +233,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	err = engine.Translate(err)
-	var body errorBody
-	status := http.StatusInternalServerError
-	var he *echo.HTTPError
-	switch {
-	case errors.As(err, &he):
-		status = he.Code
-		body.Error.Code = codeForStatus(status)
-		body.Error.Message = strings.ToLower(http.StatusText(status))
-		if m, ok := he.Message.(string); ok && status != http.StatusInternalServerError {
-			body.Error.Message = m
-		}
-	default:
-		code := engine.ErrorCode(err)
-		status = Status[code]
-		body.Error.Code = code
-		var e *engine.Error
-		if errors.As(err, &e) && code != engine.Internal {
-			body.Error.Message = e.Message
-			if e.Err != nil {
-				s.cfg.Logger.Warn("request failed", "request_id", requestID(c), "code", code, "err", e.Err)
-			}
-		} else {
-			body.Error.Message = "internal error"
-			s.cfg.Logger.Error("internal error", "request_id", requestID(c), "err", err)
-		}
-	}
+	status, detail := s.describe(c, err)
+	body := errorBody{Error: detail}
 	body.Error.RequestID = requestID(c)
 	if status == http.StatusServiceUnavailable && c.Response().Header().Get("Retry-After") == "" {
 		c.Response().Header().Set("Retry-After", "1")
@@ -269,6 +244,33 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	_ = c.JSON(status, body)
+}
+
+// describe is what err answers, for the API and the console alike: the HTTP status of its
+// code and the message callers may see; a cause behind it is logged.
+func (s *Server) describe(c echo.Context, err error) (int, errorDetail) {
+	err = engine.Translate(err)
+	var d errorDetail
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		d.Code, d.Message = codeForStatus(he.Code), strings.ToLower(http.StatusText(he.Code))
+		if m, ok := he.Message.(string); ok && he.Code != http.StatusInternalServerError {
+			d.Message = m
+		}
+		return he.Code, d
+	}
+	d.Code = engine.ErrorCode(err)
+	var e *engine.Error
+	if errors.As(err, &e) && d.Code != engine.Internal {
+		d.Message = e.Message
+		if e.Err != nil {
+			s.cfg.Logger.Warn("request failed", "request_id", requestID(c), "code", d.Code, "err", e.Err)
+		}
+	} else {
+		d.Message = "internal error"
+		s.cfg.Logger.Error("internal error", "request_id", requestID(c), "err", err)
+	}
+	return Status[d.Code], d
 }
 
 // codeForStatus names the code of an error echo raised itself (unknown route, wrong method).
