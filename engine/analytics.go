@@ -17,11 +17,13 @@ import (
 // reports, sends the SLA breaches that are due and ends idle conversations.
 
 // recordTurn reports c's last turn, which took since start to answer.
-func (e *Engine) recordTurn(c *conversation.Conversation, start time.Time, kbAsked, negative, wasNegative bool) effect {
+func (e *Engine) recordTurn(c *conversation.Conversation, start time.Time, kbAsked bool, policy handoff.Policy) effect {
 	if e.cfg.Analytics == nil {
 		return nil
 	}
 	t := c.Last()
+	negative := policy.Negative(t.Emotion)
+	wasNegative := slices.ContainsFunc(c.Turns[:len(c.Turns)-1], func(t conversation.Turn) bool { return policy.Negative(t.Emotion) })
 	at := analytics.Turn{At: t.At, Conversation: c.ID, Instance: c.Instance, Channel: c.Channel, Lang: t.Lang, Text: t.Text, Seq: t.Seq,
 		Source: t.Source, Intent: t.Intent, Confidence: t.Confidence, Emotion: t.Emotion, Negative: negative, Article: t.Article,
 		KBAsked: kbAsked, HandedOff: c.Handoff != nil, WasNegative: wasNegative}

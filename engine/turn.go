@@ -167,8 +167,7 @@ func (e *Engine) decide(ctx context.Context, m *dialogs.Machine, c *conversation
 		c.AddTurn(t)
 		res.Source = t.Source
 	}
-	wasNegative := slices.ContainsFunc(c.Turns[:len(c.Turns)-1], func(t conversation.Turn) bool { return policy.Negative(t.Emotion) })
-	effects = append(effects, e.recordTurn(c, u.start, kbAsked, policy.Negative(u.emotion.Label), wasNegative))
+	effects = append(effects, e.recordTurn(c, u.start, kbAsked, policy))
 	for _, r := range c.Last().Replies {
 		res.Messages = append(res.Messages, Message{Text: r})
 	}

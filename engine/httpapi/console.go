@@ -126,9 +126,16 @@ func (s *Server) console() error {
 		"when":       func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") },
 		"splitLines": func(s string) []string { return append(strings.Split(s, "\n"), "") },
 		"sources":    func() []string { return []string{"dialog", "kb", "clarify", "handoff", "agent"} },
-		"mul100":     func(v float64) float64 { return v * 100 },
-		"half":       func(x, w int) int { return x + w/2 },
-		"svgWidth":   func(arms []armBar) int { return 40 + len(arms)*100 },
+		"period": func(t map[string]string, days string) any { // the period menu's data (layout.html)
+			return struct {
+				T       map[string]string
+				Days    string
+				Choices []string
+			}{t, days, []string{"1", "7", "30", "90"}}
+		},
+		"mul100":   func(v float64) float64 { return v * 100 },
+		"half":     func(x, w int) int { return x + w/2 },
+		"svgWidth": func(arms []armBar) int { return 40 + len(arms)*100 },
 	}
 	pages := map[string]*template.Template{}
 	for _, p := range []string{"signin", "dashboard", "unanswered", "kb", "chat", "error", "edit", "history", "import", "conversations", "conversation", "experiments", "report"} {

@@ -71,32 +71,11 @@ func consoleServerWith(t *testing.T, ttl time.Duration, box handoff.Outbox, noKe
 
 func customer(t *testing.T, base, conv, text string) map[string]any {
 	t.Helper()
-	req, _ := http.NewRequest("POST", base+"/v1/conversations/"+conv+"/messages", strings.NewReader(`{"text": `+quote(text)+`}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+clientKey)
-	r := doReq(t, req)
+	r := as(t, "POST", base+"/v1/conversations/"+conv+"/messages", clientKey, "", `{"text": `+quote(text)+`}`)
 	if r.status != 200 {
 		t.Fatalf("%q: %d %v", text, r.status, r.body)
 	}
 	return r.body
-}
-
-func doReq(t *testing.T, req *http.Request) reply {
-	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header}
-	if len(data) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		var body map[string]any
-		if err := json.Unmarshal(data, &body); err == nil {
-			r.body = body
-		}
-	}
-	return r
 }
 
 // TestConsoleJourneyInABrowser: an editor signs in in a real Chromium (a client key is
@@ -200,10 +179,7 @@ func TestConsoleJourneyInABrowser(t *testing.T) {
 	if r := customer(t, srv.URL, "cust-y", "你们有学生折扣吗"); r["source"] != "kb" || r["kb"].(map[string]any)["article"] != "student-discount" {
 		t.Errorf("the next customer gets %v %v; want the new article", r["source"], r["kb"])
 	}
-	answer, _ := http.NewRequest("POST", srv.URL+"/v1/kb/answer", strings.NewReader(`{"text": "学生有折扣吗"}`))
-	answer.Header.Set("Content-Type", "application/json")
-	answer.Header.Set("Authorization", "Bearer "+clientKey)
-	if r := doReq(t, answer); r.status != 200 || r.body["article"] != "student-discount" {
+	if r := as(t, "POST", srv.URL+"/v1/kb/answer", clientKey, "", `{"text": "学生有折扣吗"}`); r.status != 200 || r.body["article"] != "student-discount" {
 		t.Errorf("POST /v1/kb/answer: %d %v; want the new article", r.status, r.body)
 	}
 
@@ -215,10 +191,7 @@ func TestConsoleJourneyInABrowser(t *testing.T) {
 	set("#zh0", "我的修改")
 	api := func(method, path, body string) reply {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+editorKey)
-		return doReq(t, req)
+		return as(t, method, srv.URL+path, editorKey, "", body)
 	}
 	art := api("GET", "/v1/kb/articles/student-discount", "").body
 	art["answers"] = []any{map[string]any{"id": "v1", "text": map[string]any{"zh": "他们的修改", "en": "theirs"}}}
@@ -355,9 +328,7 @@ func TestConsoleRefusals(t *testing.T) {
 			t.Errorf("POST %s without the CSRF token: %d", path, resp.StatusCode)
 		}
 	}
-	req, _ := http.NewRequest("GET", srv.URL+"/v1/kb/articles/x-article", nil)
-	req.Header.Set("Authorization", "Bearer "+editorKey)
-	if r := doReq(t, req); r.status != 404 {
+	if r := as(t, "GET", srv.URL+"/v1/kb/articles/x-article", editorKey, "", ""); r.status != 404 {
 		t.Errorf("a refused form created the article: %d", r.status)
 	}
 	time.Sleep(1100 * time.Millisecond)
@@ -452,17 +423,16 @@ func TestConsoleImport(t *testing.T) {
 	if _, msg, _ := strings.Cut(page, `id="error">`); code != 400 || !strings.Contains(msg, "kb.yaml:7") {
 		t.Errorf("a bad file: %d; the page does not name kb.yaml:7: %.200s", code, msg)
 	}
-	req, _ := http.NewRequest("GET", srv.URL+"/v1/kb/articles/gift-wrap-new", nil)
-	req.Header.Set("Authorization", "Bearer "+editorKey)
-	if r := doReq(t, req); r.status != 404 {
-		t.Errorf("a refused import created an article: %d", r.status)
+	article := func() int { return as(t, "GET", srv.URL+"/v1/kb/articles/gift-wrap-new", editorKey, "", "").status }
+	if r := article(); r != 404 {
+		t.Errorf("a refused import created an article: %d", r)
 	}
 	code, page = upload("kb.yaml", strings.Split(bad, "  - id: bad")[0])
 	if code != 200 || !strings.Contains(page, `id="imported"`) {
 		t.Errorf("a good file: %d", code)
 	}
-	if r := doReq(t, req); r.status != 200 {
-		t.Errorf("the imported article: %d", r.status)
+	if r := article(); r != 200 {
+		t.Errorf("the imported article: %d", r)
 	}
 	resp, err := client.Get(srv.URL + "/console/kb/export?format=csv")
 	if err != nil {
@@ -588,10 +558,7 @@ func TestConsoleEditKeepsEveryVariant(t *testing.T) {
 	srv := consoleServer(t, 0)
 	api := func(method, path, body string) reply {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+editorKey)
-		return doReq(t, req)
+		return as(t, method, srv.URL+path, editorKey, "", body)
 	}
 	var answers []string
 	for i := range 5 {

@@ -125,27 +125,32 @@ func (l *load) check(t *testing.T, rdb redis.UniversalClient, name string) (lost
 func TestClusterMasterKilledUnderLoad(t *testing.T) {
 	cluster := testenv.StartCluster(t)
 	rdb := cluster.Client(t)
+	killMasterUnderLoad(t, rdb, "fo", 12, func() string { v := cluster.Masters(t)[0]; cluster.Kill(v); return v })
+	if len(cluster.Masters(t)) != 3 {
+		t.Errorf("masters after the failover: %v; want 3 (the replica promoted)", cluster.Masters(t))
+	}
+}
+
+// killMasterUnderLoad runs two nodes on rdb under load from workers conversations, kills
+// a master (kill says which), waits for the load to recover and checks every conversation.
+func killMasterUnderLoad(t *testing.T, rdb redis.UniversalClient, name string, workers int, kill func() string) {
+	t.Helper()
 	testenv.UseRedis(t, rdb)
 	_, prefix := testenv.Redis(t)
-	w := newWorld(t, 2, rdb, prefix)
-	l := &load{w: w, workers: 12}
-	l.run(t, "fo")
+	l := &load{w: newWorld(t, 2, rdb, prefix), workers: workers}
+	l.run(t, name)
 	time.Sleep(time.Second)
-	victim := cluster.Masters(t)[0]
 	killed := time.Now()
-	cluster.Kill(victim)
+	victim := kill()
 	recovered := l.recovery(killed)
 	l.mu.Lock()
 	answered, refused := l.status[200], l.status[503]
 	l.mu.Unlock()
-	lost := l.check(t, rdb, "fo")
+	lost := l.check(t, rdb, name)
 	t.Logf("killed master %s: last refused answer %v after the kill; %d answered, %d refused (503), %d acknowledged turns lost with the master",
 		victim, recovered.Round(10*time.Millisecond), answered, refused, lost)
 	if recovered < 0 {
 		t.Fatalf("turns did not recover within 30 s of the master's death (%d refused)", refused)
-	}
-	if len(cluster.Masters(t)) != 3 {
-		t.Errorf("masters after the failover: %v; want 3 (the replica promoted)", cluster.Masters(t))
 	}
 }
 
@@ -175,24 +180,7 @@ func (l *load) recovery(killed time.Time) time.Duration {
 func TestSentinelFailoverUnderLoad(t *testing.T) {
 	s := testenv.StartSentinel(t)
 	rdb := s.Client(t)
-	testenv.UseRedis(t, rdb)
-	_, prefix := testenv.Redis(t)
-	w := newWorld(t, 2, rdb, prefix)
-	l := &load{w: w, workers: 8}
-	l.run(t, "sf")
-	time.Sleep(time.Second)
-	killed := time.Now()
-	s.Kill(s.Master)
-	recovered := l.recovery(killed)
-	l.mu.Lock()
-	answered, refused := l.status[200], l.status[503]
-	l.mu.Unlock()
-	lost := l.check(t, rdb, "sf")
-	t.Logf("killed master %s: last refused answer %v after the kill; %d answered, %d refused (503), %d acknowledged turns lost with the master",
-		s.Master, recovered.Round(10*time.Millisecond), answered, refused, lost)
-	if recovered < 0 {
-		t.Fatalf("turns did not recover within 30 s of the master's death (%d refused)", refused)
-	}
+	killMasterUnderLoad(t, rdb, "sf", 8, func() string { s.Kill(s.Master); return s.Master })
 	info, err := rdb.Info(context.Background(), "replication").Result()
 	if err != nil || !strings.Contains(info, "role:master") {
 		t.Errorf("the client does not reach a master after the failover: %v", err)
