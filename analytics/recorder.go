@@ -11,7 +11,9 @@ import (
 )
 
 // Recorder turns the engine's reports into counters, lines and set members. A turn is
-// only buffered (Flush writes the buffer, every second when Run runs); everything else,
+// only buffered (Flush writes the buffer: engine.Watch does ten times a second, and at
+// once when FlushTurns turns wait, so that no write is large enough to hold the store up
+// for the turns around it); everything else,
 // and a turn that hands off, is written at once with what is buffered, because other
 // nodes act on it (an SLA timer, an ended conversation).
 type Recorder struct {
@@ -21,16 +23,24 @@ type Recorder struct {
 
 	mu       sync.Mutex
 	pending  Batch
+	turns    int           // turns in pending
+	full     chan struct{} // FlushTurns turns wait
 	channels map[string]bool
 }
+
+// FlushTurns is how many buffered turns make the buffer full (Full).
+const FlushTurns = 100
 
 // NewRecorder returns a recorder writing to s; now is the clock (nil: time.Now).
 func NewRecorder(s Store, now func() time.Time) *Recorder {
 	if now == nil {
 		now = time.Now
 	}
-	return &Recorder{store: s, read: Cached(s, now), now: now, channels: map[string]bool{}}
+	return &Recorder{store: s, read: Cached(s, now), now: now, channels: map[string]bool{}, full: make(chan struct{}, 1)}
 }
+
+// Full says that FlushTurns turns wait in the buffer.
+func (r *Recorder) Full() <-chan struct{} { return r.full }
 
 // Store is where r writes, to read figures from: the counters of buckets that can no
 // longer change come from memory after the first read.
@@ -106,7 +116,15 @@ func (r *Recorder) Turn(ctx context.Context, t Turn) error {
 	}
 	r.mu.Lock()
 	turnInto(&r.pending, t, ch) // into the buffer: its buckets exist, little to allocate
+	r.turns++
+	full := r.turns >= FlushTurns
 	r.mu.Unlock()
+	if full {
+		select {
+		case r.full <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -174,7 +192,7 @@ func turnInto(b *Batch, t Turn, ch string) {
 func (r *Recorder) write(ctx context.Context, b *Batch) error {
 	r.mu.Lock()
 	all := r.pending
-	r.pending = Batch{}
+	r.pending, r.turns = Batch{}, 0
 	r.mu.Unlock()
 	all.merge(b)
 	if all.empty() {

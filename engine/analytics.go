@@ -78,24 +78,35 @@ func (e *Engine) recordEvent(ev Event, before int, c *conversation.Conversation,
 	return nil
 }
 
-// Watch runs Tick every second until ctx ends.
+// Watch writes the buffered turns ten times a second (and whenever the buffer is full) and
+// runs Tick every second, until ctx ends.
 func (e *Engine) Watch(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	r := e.cfg.Analytics
+	if r == nil {
+		<-ctx.Done()
+		return
+	}
+	flush, tick := time.NewTicker(100*time.Millisecond), time.NewTicker(time.Second)
+	defer flush.Stop()
+	defer tick.Stop()
+	warn := func(err error) {
+		if err != nil && ctx.Err() == nil {
+			e.cfg.Logger.Warn("analytics", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			if e.cfg.Analytics == nil {
-				return
-			}
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			e.cfg.Analytics.Flush(ctx) // what is buffered, before the process goes
+			r.Flush(ctx) // what is buffered, before the process goes
 			cancel()
 			return
-		case <-t.C:
-			if err := e.Tick(ctx); err != nil && ctx.Err() == nil {
-				e.cfg.Logger.Warn("analytics", "err", err)
-			}
+		case <-flush.C:
+			warn(r.Flush(ctx))
+		case <-r.Full():
+			warn(r.Flush(ctx))
+		case <-tick.C:
+			warn(e.Tick(ctx))
 		}
 	}
 }

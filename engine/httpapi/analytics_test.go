@@ -96,7 +96,7 @@ func TestAnalyticsAcrossTwoNodes(t *testing.T) {
 
 	for node := range 2 {
 		sum := ok(do(t, "GET", w.nodes[node].URL+"/v1/analytics/summary?from="+from+"&to="+to, "")).body
-		// Node 1's buffered turns are written within a second (its Watch); node 0 reads them.
+		// Node 1's buffered turns are written within a tenth of a second (its Watch); node 0 reads them.
 		for i := 0; i < 30 && sum["messages"].(float64) < messages; i++ {
 			time.Sleep(100 * time.Millisecond)
 			sum = ok(do(t, "GET", w.nodes[node].URL+"/v1/analytics/summary?from="+from+"&to="+to, "")).body
