@@ -50,10 +50,12 @@ fuzz:
 	$(GO) test ./handoff/webhook -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME)
 	KEFU_ORT_LIB=$(ORT_LIB) $(GO) test ./engine/httpapi -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime $(FUZZTIME)
 
-## model: retrain the embedded bilingual model from cmd/kefu/bot/nlu (deterministic: seed 1, 2 workers)
+## model: retrain the embedded bilingual model from cmd/kefu/bot/nlu and the public train splits that
+## cmd/kefu/bot/realtext.yaml maps onto the demo's labels (needs ../shared/data; deterministic: seed 1, 2 workers)
 model:
 	$(GO) run ./cmd/kefu train --data cmd/kefu/bot/nlu --emotion-data cmd/kefu/bot/nlu \
-		--name kefu-bot --model-version 1.0.0 --max-seq-len 64 --ensemble 1 --epochs 15 --workers 2 --seed 1 \
+		--public cmd/kefu/bot/realtext.yaml --public-dir ../shared/data \
+		--name kefu-bot --model-version 1.1.0 --max-seq-len 64 --ensemble 1 --epochs 15 --min-df 3 --workers 2 --seed 1 \
 		--out cmd/kefu/bot/model
 
 ## container: build kefu's image without a registry (debootstrap base), run compose.yaml (Redis, two

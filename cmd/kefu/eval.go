@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +17,7 @@ import (
 )
 
 func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("eval", "--model DIR --data FILE[,FILE…] [flags]", stderr)
+	fs := newFlags("eval", "--model DIR --data FILE[,FILE…] [flags]\n       kefu eval --realtext FILE [--data-dir DIR] [--sample N] [--model DIR] [--bot DIR]", stderr)
 	modelDir := fs.String("model", "", "model bundle directory (default: the embedded demo model)")
 	data := fs.String("data", "", "labelled data: files or folders, comma-separated (required)")
 	head := fs.String("head", "intent", "head to evaluate: intent or emotion")
@@ -38,10 +39,17 @@ func evaluate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cv := fs.Int("cv", 0, "k-fold cross-validation: train a model on k−1 folds with kefu train's trainer and evaluate on the k-th, k times (ignores --model)")
 	trainConfig := trainFlags(fs, "train-workers")
 	quiet := fs.Bool("quiet", false, "print no progress")
+	realtext := fs.String("realtext", "", "measure the model on real people's words instead: the checks of this mapping file (cmd/kefu/bot/realtext.yaml); exit 1 when one misses its target")
+	dataDir := fs.String("data-dir", "../shared/data", "with --realtext: the folder the mapping's paths are relative to")
+	sample := fs.Int("sample", 0, "with --realtext: read about this many rows per check, spread over the files (0: all)")
+	botDir := fs.String("bot", "", "with --realtext: the bot bundle whose flows and handoff threshold the checks use (default: the embedded demo bot)")
 	openRuntime := ortFlag(fs)
 	cfg := modelFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *realtext != "" {
+		return realText(ctx, *realtext, *dataDir, *sample, *modelDir, *botDir, *jsonOut, openRuntime, *cfg, stdout)
 	}
 	if *data == "" {
 		fmt.Fprintln(stderr, "kefu eval: --data is required")
@@ -322,4 +330,59 @@ func firstN(s []string, n int) []string {
 		return append(slices.Clone(s[:n]), "…")
 	}
 	return s
+}
+
+// realText runs a mapping file's checks on the model and prints them; a check below its
+// target makes the command fail.
+func realText(ctx context.Context, file, dir string, sample int, modelDir, botDir, jsonOut string, openRuntime func() (*models.Runtime, error), cfg models.Config, stdout io.Writer) error {
+	spec, err := eval.ReadRealText(file)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("--data-dir: %w (the public data sets; see ../shared/data/README.md)", err)
+	}
+	b, _, err := loadBot(botDir)
+	if err != nil {
+		return err
+	}
+	rt, err := openRuntime()
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	clf, info, closeModel, err := loadForEval(rt, modelDir, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeModel()
+	target := eval.Bot{IntentThreshold: b.Thresholds.Intent, NegativeEmotions: b.Handoff.Policy.NegativeEmotions, NegativeThreshold: b.Handoff.Policy.NegativeThreshold}
+	for _, f := range b.Flows {
+		target.FlowIntents = append(target.FlowIntents, f.Intents...)
+	}
+	results, err := spec.RunChecks(ctx, clf, target, dir, sample)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "model %s %s (%s) on %s\n\n", info.Name, info.Version, info.Dir, dir)
+	eval.WriteChecks(stdout, results)
+	if jsonOut != "" {
+		data, err := json.MarshalIndent(map[string]any{"model": info, "checks": results}, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(jsonOut, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	var missed []string
+	for _, r := range results {
+		if !r.Pass {
+			missed = append(missed, fmt.Sprintf("%s %.1f %% < %.1f %%", r.Name, 100*r.Score, 100*r.Target))
+		}
+	}
+	if len(missed) > 0 {
+		return fmt.Errorf("below target: %s", strings.Join(missed, "; "))
+	}
+	return nil
 }

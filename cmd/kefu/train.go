@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/kefu-ai/kefu/eval"
@@ -20,6 +23,8 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	load := dataFlags(fs)
 	out := fs.String("out", "", "bundle directory to write (required); replaced only when training succeeds")
 	validData := fs.String("valid-data", "", "validation files for early stopping instead of --valid-split (the head of --data; never trained on)")
+	public := fs.String("public", "", "also learn from public data sets mapped onto the bot's labels by this file's train sets (cmd/kefu/bot/realtext.yaml)")
+	publicDir := fs.String("public-dir", "../shared/data", "with --public: the folder its paths are relative to")
 	config := trainFlags(fs, "workers")
 	quiet := fs.Bool("quiet", false, "print no progress")
 	if err := parseFlags(fs, args); err != nil {
@@ -64,6 +69,25 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if err := add(*emotionData, "emotion"); err != nil {
 			return err
+		}
+	}
+	if *public != "" {
+		spec, err := eval.ReadRealText(*public)
+		if err != nil {
+			return err
+		}
+		byHead, err := spec.TrainExamples(*publicDir)
+		if err != nil {
+			return fmt.Errorf("--public: %w", err)
+		}
+		for _, h := range slices.Sorted(maps.Keys(byHead)) {
+			i := slices.IndexFunc(sets, func(d train.Dataset) bool { return d.Head == h })
+			if i < 0 {
+				sets, i = append(sets, train.Dataset{Head: h}), len(sets)
+			}
+			more := dataset(h, byHead[h])
+			sets[i].Texts, sets[i].Labels, sets[i].Where = append(sets[i].Texts, more.Texts...), append(sets[i].Labels, more.Labels...), append(sets[i].Where, more.Where...)
+			fmt.Fprintf(stderr, "%s: %d %s examples from public data\n", *public, len(more.Texts), h)
 		}
 	}
 	progress := stderr
@@ -124,6 +148,7 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 	featDrop := fs.Float64("feature-drop", 0.2, "probability of dropping each feature occurrence in training")
 	balance := fs.Float64("emotion-balance", 0.5, "class weight exponent for the emotion head: 0 none, 1 fully balanced")
 	refit := fs.Bool("refit", true, "after early stopping, train again on all data (validation included) for the best number of epochs")
+	calibrate := fs.String("calibrate", "emotion", "heads whose confidences are calibrated by temperature scaling on the validation set, comma-separated (\"\": none)")
 	decay := fs.Bool("lr-decay", true, "let the learning rate fall linearly to 0 over --epochs (and over the refit)")
 	return func() (train.Config, error) {
 		if *valid < 0 || *valid >= 1 {
@@ -149,6 +174,7 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 			Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, Patience: *patience, MinDF: *minDF, SkipGrams: *skip,
 			MaxVocab: *maxVocab, MaxSeqLen: *maxSeq, ValidSplit: *valid, Refit: *refit, LRDecay: *decay, Seed: *seed, Workers: *workers,
 			LR: *lr, Dropout: *dropout, FeatureDrop: *featDrop, Balance: map[string]float64{"emotion": *balance},
+			Calibrate: strings.FieldsFunc(*calibrate, func(r rune) bool { return r == ',' || r == ' ' }),
 		}, nil
 	}
 }

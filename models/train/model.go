@@ -45,6 +45,22 @@ func newNet(rows int, heads []*headNet, rng *rand.Rand) *net {
 	return n
 }
 
+// scaleLogits multiplies the last layer of output head group's networks by f, which divides
+// its logits by the temperature 1/f.
+func (n *net) scaleLogits(group int, f float64) {
+	for _, hd := range n.heads {
+		if hd.group != group {
+			continue
+		}
+		for i := range hd.W {
+			hd.W[i] *= float32(f)
+		}
+		for i := range hd.c {
+			hd.c[i] *= float32(f)
+		}
+	}
+}
+
 // scratch holds one worker's buffers for one example.
 type scratch struct {
 	x, z, h, dz []float32

@@ -58,6 +58,10 @@ type Config struct {
 	Ensemble      int     // independently initialised networks per head, logits averaged (default 1)
 	LRDecay       bool    // let the learning rate fall linearly to 0 over Epochs (and over the refit)
 	Refit         bool    // after early stopping, train again on all data for the best number of epochs
+	// Calibrate lists heads whose confidences are calibrated by temperature scaling (Guo et al.
+	// 2017): one temperature per head, fitted on the validation set to minimise its negative
+	// log-likelihood, folded into the head's last layer.
+	Calibrate []string
 	Seed          uint64  // default 1
 	Workers       int     // default runtime.NumCPU()
 	Progress      io.Writer
@@ -146,6 +150,18 @@ type HeadReport struct {
 	Labels        map[string]int `json:"label_counts"`
 	ValidAccuracy float64        `json:"valid_accuracy"`
 	ValidMacroF1  float64        `json:"valid_macro_f1"`
+	// Temperature divides the head's logits (1: not calibrated); NLL and ECE are the validation
+	// set's negative log-likelihood and expected calibration error (10 bins) before and after.
+	Temperature float64     `json:"temperature,omitempty"`
+	Calibration *Calibration `json:"calibration,omitempty"`
+}
+
+// Calibration is what temperature scaling did to a head's validation set.
+type Calibration struct {
+	NLLBefore float64 `json:"nll_before"`
+	NLLAfter  float64 `json:"nll_after"`
+	ECEBefore float64 `json:"ece_before"`
+	ECEAfter  float64 `json:"ece_after"`
 }
 
 // example is one encoded training text.
@@ -326,6 +342,10 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 			}
 			for i := range sets {
 				rep.Heads[i].ValidAccuracy, rep.Heads[i].ValidMacroF1 = accs[i], f1s[i]
+				if slices.Contains(cfg.Calibrate, sets[i].Head) {
+					temp, cal := t.calibrate(validSet, i)
+					rep.Heads[i].Temperature, rep.Heads[i].Calibration = temp, &cal
+				}
 			}
 		}
 		fmt.Fprintf(cfg.Progress, "%s  %.1fs%s\n", line, time.Since(start).Seconds(), mark)
@@ -360,6 +380,13 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		rep.Refit = true
 	case bestSnap != nil:
 		n.restore(bestSnap)
+	}
+	for i, h := range rep.Heads {
+		if h.Temperature > 0 {
+			n.scaleLogits(i, 1/h.Temperature)
+			fmt.Fprintf(cfg.Progress, "head %s: temperature %.3f; validation NLL %.4f → %.4f, ECE %.4f → %.4f\n",
+				h.Name, h.Temperature, h.Calibration.NLLBefore, h.Calibration.NLLAfter, h.Calibration.ECEBefore, h.Calibration.ECEAfter)
+		}
 	}
 	rep.Best = best
 	rep.Seconds = math.Round(time.Since(start).Seconds()*1000) / 1000
@@ -668,6 +695,111 @@ func (t *trainer) evaluate(data []example) (acc, f1 []float64) {
 		acc, f1 = append(acc, a), append(f1, f)
 	}
 	return acc, f1
+}
+
+// calibrate fits the temperature of output head group on data's examples of it: the T that
+// minimises the mean negative log-likelihood of softmax(logits/T), found by golden-section
+// search over log T in [1/8, 8]. It returns T and the figures before and after.
+func (t *trainer) calibrate(data []example, group int) (float64, Calibration) {
+	var logits [][]float64
+	var gold []int
+	members := 0
+	for _, hd := range t.n.heads {
+		if hd.group == group {
+			members++
+		}
+	}
+	for i := range data {
+		if data[i].head == group {
+			logits, gold = append(logits, nil), append(gold, data[i].label)
+		}
+	}
+	if len(gold) == 0 {
+		return 0, Calibration{}
+	}
+	t.parallel(func(w int) {
+		s := t.scratch[w]
+		k := 0
+		for i := range data {
+			ex := &data[i]
+			if ex.head != group {
+				continue
+			}
+			if k%t.cfg.Workers == w {
+				var sum []float64
+				for _, hd := range t.n.heads {
+					if hd.group != group {
+						continue
+					}
+					t.n.forward(hd, ex.feats, ex.den, s, 0, nil)
+					if sum == nil {
+						sum = make([]float64, len(hd.labels))
+					}
+					for j := range sum {
+						sum[j] += s.logits[j] / float64(members)
+					}
+				}
+				logits[k] = sum
+			}
+			k++
+		}
+	})
+	nll := func(temp float64) float64 {
+		var total float64
+		p := make([]float64, len(logits[0]))
+		for i, l := range logits {
+			for j, v := range l {
+				p[j] = v / temp
+			}
+			softmax(p)
+			total -= math.Log(max(p[gold[i]], 1e-12))
+		}
+		return total / float64(len(gold))
+	}
+	lo, hi := math.Log(1.0/8), math.Log(8.0)
+	phi := (math.Sqrt(5) - 1) / 2
+	a, b := hi-phi*(hi-lo), lo+phi*(hi-lo)
+	fa, fb := nll(math.Exp(a)), nll(math.Exp(b))
+	for range 40 {
+		if fa < fb {
+			hi, b, fb = b, a, fa
+			a = hi - phi*(hi-lo)
+			fa = nll(math.Exp(a))
+		} else {
+			lo, a, fa = a, b, fb
+			b = lo + phi*(hi-lo)
+			fb = nll(math.Exp(b))
+		}
+	}
+	temp := math.Exp((lo + hi) / 2)
+	return temp, Calibration{NLLBefore: nll(1), NLLAfter: nll(temp), ECEBefore: ece(logits, gold, 1), ECEAfter: ece(logits, gold, temp)}
+}
+
+// ece is the expected calibration error over 10 equal-width confidence bins.
+func ece(logits [][]float64, gold []int, temp float64) float64 {
+	var conf, acc [10]float64
+	var n [10]int
+	p := make([]float64, len(logits[0]))
+	for i, l := range logits {
+		for j, v := range l {
+			p[j] = v / temp
+		}
+		softmax(p)
+		k := argmax(p)
+		b := min(int(p[k]*10), 9)
+		conf[b] += p[k]
+		n[b]++
+		if k == gold[i] {
+			acc[b]++
+		}
+	}
+	var e float64
+	for b := range 10 {
+		if n[b] > 0 {
+			e += math.Abs(conf[b]-acc[b]) / float64(len(gold))
+		}
+	}
+	return e
 }
 
 func argmax(p []float64) int {
