@@ -104,6 +104,16 @@ func ParseRealText(name string, data []byte) (*RealText, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(rt); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 { // "line 5: field colour not found in type eval.PublicSet"
+			var line int
+			msg := te.Errors[0]
+			if _, err := fmt.Sscanf(msg, "line %d:", &line); err == nil {
+				_, msg, _ = strings.Cut(msg, ": ")
+				msg, _, _ = strings.Cut(msg, " in type ")
+			}
+			return nil, &DataError{File: name, Line: line, Msg: msg}
+		}
 		return nil, &DataError{File: name, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	if len(root.Content) > 0 { // lines of sets and checks, for the errors below

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,5 +164,109 @@ func TestProgressBar(t *testing.T) {
 	t.Setenv("CI", "true")
 	if progressBar(os.Stderr, "x", 10) != nil {
 		t.Error("a bar under CI")
+	}
+}
+
+// TestRealTextChecksOnASample runs the real-text checks of cmd/kefu/bot/realtext.yaml on a
+// sample of the public test splits with the embedded model: every check is there and meets
+// its target, and the handoff checks carry their precision/recall curves.
+func TestRealTextChecksOnASample(t *testing.T) {
+	lib, err := testenv.ORTLibrary()
+	if err != nil {
+		testenv.Unavailable(t, "ONNX Runtime", err)
+	}
+	data := testenv.SharedData()
+	if _, err := os.Stat(filepath.Join(data, "banking77", "test.csv")); err != nil {
+		testenv.Unavailable(t, "the public data sets in ../shared/data", err)
+	}
+	spec := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "realtext.yaml")
+	report := filepath.Join(t.TempDir(), "realtext.json")
+	code, stdout, stderr := kefu(t, []string{"KEFU_ORT_LIB=" + lib}, "eval", "--realtext", spec, "--data-dir", data, "--sample", "400", "--json", report)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var r struct {
+		Checks []struct {
+			Name     string
+			Examples int
+			Score    float64
+			Target   float64
+			Pass     bool
+			Curve    []struct{ Threshold, Precision, Recall float64 }
+			At       *struct{ Threshold float64 } `json:"at_bot_threshold"`
+		}
+	}
+	raw, _ := os.ReadFile(report)
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, c := range r.Checks {
+		got[c.Name] = true
+		if c.Examples < 300 || !c.Pass || (c.Target > 0 && c.Score < c.Target) {
+			t.Errorf("check %s: %d examples, score %.4f, target %.2f, pass %v", c.Name, c.Examples, c.Score, c.Target, c.Pass)
+		}
+		if strings.HasPrefix(c.Name, "handoff") && (len(c.Curve) < 10 || c.At == nil || c.At.Threshold != 0.5) {
+			t.Errorf("check %s: curve of %d points, at %+v (want the demo bot's threshold 0.5)", c.Name, len(c.Curve), c.At)
+		}
+	}
+	for _, want := range []string{"intents", "emotions-en", "polarity-zh", "oos-no-flow", "handoff-en", "handoff-zh"} {
+		if !got[want] {
+			t.Errorf("no check %s in %s", want, raw)
+		}
+	}
+	if !strings.Contains(stdout, "intents") || !strings.Contains(stdout, "at the bot's threshold 0.50") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+
+	// A mapping file with a mistake names its line; a missing data folder says what it is.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("maps: {}\ntrain:\n  - file: x.csv\n    head: intent\n    map: nowhere\n"), 0o644)
+	if code, _, stderr := kefu(t, nil, "eval", "--realtext", bad, "--data-dir", data); code == 0 || !strings.Contains(stderr, "bad.yaml:5: x.csv: no map \"nowhere\" under maps") {
+		t.Errorf("bad mapping: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := kefu(t, nil, "eval", "--realtext", spec, "--data-dir", filepath.Join(t.TempDir(), "none")); code == 0 || !strings.Contains(stderr, "--data-dir") {
+		t.Errorf("missing data folder: exit %d: %s", code, stderr)
+	}
+}
+
+// TestTrainLearnsFromPublicSets trains with --public on a small mapped CSV: mapped labels join
+// the bot's, every other label becomes none (capped per source label), skipped ones are left out.
+func TestTrainLearnsFromPublicSets(t *testing.T) {
+	dir := t.TempDir()
+	var csv strings.Builder
+	csv.WriteString("text,category\n")
+	for i := range 30 {
+		fmt.Fprintf(&csv, "my card was stolen %d,lost_card\ni never got my refund %d,refund_late\nwhat is the weather in city %d,weather\nplay song number %d,music\ncancel that %d,cancel\n", i, i, i, i, i)
+	}
+	os.MkdirAll(filepath.Join(dir, "pub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "pub", "train.csv"), []byte(csv.String()), 0o644)
+	spec := filepath.Join(dir, "map.yaml")
+	os.WriteFile(spec, []byte("maps:\n  pub: {lost_card: card_lost, refund_late: refund_status}\ntrain:\n"+
+		"  - {file: pub/train.csv, head: intent, label: category, map: pub, rest: none, rest_each: 10, skip: [cancel]}\n"), 0o644)
+	nlu := filepath.Join(dir, "nlu.yaml")
+	os.WriteFile(nlu, []byte("intents:\n  greeting:\n    en: [hello, hi there, good morning, hey, hello again, hi]\n  thanks:\n    en: [thank you, thanks a lot, many thanks, cheers, thanks, thank you so much]\n"), 0o644)
+	out := filepath.Join(dir, "model")
+	code, stdout, stderr := kefu(t, nil, "train", "--data", nlu, "--public", spec, "--public-dir", dir, "--ensemble", "1", "--epochs", "3", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "map.yaml: 80 intent examples from public data") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	var m struct {
+		Training struct {
+			Heads []struct {
+				Labels map[string]int `json:"label_counts"`
+			} `json:"heads"`
+		} `json:"training"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(out, "model.json"))
+	if err := json.Unmarshal(raw, &m); err != nil || len(m.Training.Heads) != 1 {
+		t.Fatalf("model.json: %v\n%s", err, raw)
+	}
+	want := map[string]int{"greeting": 6, "thanks": 6, "card_lost": 30, "refund_status": 30, "none": 20}
+	if got := m.Training.Heads[0].Labels; !maps.Equal(got, want) {
+		t.Errorf("label counts %v, want %v", got, want)
 	}
 }

@@ -162,7 +162,7 @@ func TestTrainThenEval(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("train: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"head intent: 32 labels", "head emotion: 6 labels", "epoch  1/12  loss", "refit on all"} {
+	for _, want := range []string{"head intent: 33 labels", "head emotion: 6 labels", "epoch  1/12  loss", "refit on all"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("progress lacks %q:\n%s", want, stderr)
 		}
