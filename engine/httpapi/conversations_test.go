@@ -512,7 +512,7 @@ func TestMetricsAndOpenAPI(t *testing.T) {
 		`kefu_http_requests_total{code="405",method="other",route="/healthz"} 5`,
 		`kefu_intents_total{intent="greeting"} 1`,
 		`kefu_handoffs_total{reason="requested"} 1`,
-		`kefu_build_info{bot="kefu-demo",model="kefu-bot",model_version="1.0.0",version="test"} 1`,
+		`kefu_build_info{bot="kefu-demo",model="kefu-bot",model_version="1.1.0",version="test"} 1`,
 		`kefu_outbox_depth `,
 		`kefu_model_queue_depth `,
 		"go_goroutines ", "go_gc_duration_seconds", "process_cpu_seconds_total ", "process_resident_memory_bytes ",
