@@ -14,7 +14,9 @@ type Prediction struct {
 	Gold       string  `json:"gold"`
 	Label      string  `json:"predicted"`
 	Confidence float64 `json:"confidence"`
-	File       string  `json:"file,omitempty"`
+	// Scores are the probabilities of every label of the head, in the manifest's order.
+	Scores []float32 `json:"-"`
+	File   string    `json:"file,omitempty"`
 	Line       int     `json:"line,omitempty"`
 }
 
@@ -57,7 +59,7 @@ func Predict(ctx context.Context, clf *models.Classifier, head string, examples 
 		}
 		for i, r := range res {
 			h, e := r.Heads[idx], batch[i]
-			preds = append(preds, Prediction{Text: e.Text, Gold: e.Label, Label: h.Label, Confidence: float64(h.Confidence), File: e.File, Line: e.Line})
+			preds = append(preds, Prediction{Text: e.Text, Gold: e.Label, Label: h.Label, Confidence: float64(h.Confidence), Scores: h.Scores, File: e.File, Line: e.Line})
 		}
 		if progress != nil {
 			progress(len(preds))

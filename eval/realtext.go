@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -297,8 +298,8 @@ func readGoEmotions(path string, names []string) ([]row, error) {
 		}
 		r := row{text: strings.TrimSpace(f[0]), line: i + 1}
 		for _, id := range strings.Split(f[1], ",") {
-			var k int
-			if _, err := fmt.Sscan(id, &k); err != nil || k < 0 || k >= len(names) {
+			k, err := strconv.Atoi(id)
+			if err != nil || k < 0 || k >= len(names) {
 				return nil, &DataError{File: path, Line: i + 1, Msg: fmt.Sprintf("label id %q: want 0 to %d", id, len(names)-1)}
 			}
 			r.labels = append(r.labels, names[k])
@@ -466,16 +467,11 @@ func (rt *RealText) RunChecks(ctx context.Context, clf *models.Classifier, bot B
 
 type scored struct {
 	text, gold string
-	res        models.HeadResult
+	res        Prediction
 	positive   bool
 }
 
 func (rt *RealText) run(ctx context.Context, clf *models.Classifier, bot Bot, dir string, c Check, sample int) (CheckResult, error) {
-	idx := headIndex(clf, c.Head)
-	if idx < 0 {
-		return CheckResult{}, fmt.Errorf("the model has no %s head", c.Head)
-	}
-	labels := clf.Manifest().Heads[idx].Labels
 	var items []scored
 	for _, s := range c.Sets {
 		rows, err := readRows(dir, s)
@@ -514,20 +510,18 @@ func (rt *RealText) run(ctx context.Context, clf *models.Classifier, bot Bot, di
 	if len(items) == 0 {
 		return CheckResult{}, errors.New("no rows")
 	}
-	for start := 0; start < len(items); start += 256 {
-		batch := items[start:min(start+256, len(items))]
-		texts := make([]string, len(batch))
-		for i, it := range batch {
-			texts[i] = it.text
-		}
-		res, err := clf.Classify(ctx, texts)
-		if err != nil {
-			return CheckResult{}, err
-		}
-		for i := range batch {
-			batch[i].res = res[i].Heads[idx]
-		}
+	examples := make([]Example, len(items))
+	for i, it := range items {
+		examples[i] = Example{Text: it.text, Label: it.gold}
 	}
+	preds, err := Predict(ctx, clf, c.Head, examples, nil)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	for i := range items {
+		items[i].res = preds[i]
+	}
+	labels := HeadLabels(clf, c.Head)
 	r := CheckResult{Name: c.Name, What: c.What, Kind: c.Kind, Examples: len(items), Target: c.Target}
 	negative := func(label string) bool { return slices.Contains(c.Negative, label) }
 	right, byGold, okGold := 0, map[string]int{}, map[string]int{}
@@ -539,7 +533,7 @@ func (rt *RealText) run(ctx context.Context, clf *models.Classifier, bot Bot, di
 		case "polarity":
 			ok = negative(it.res.Label) == (it.gold == "negative")
 		case "no_flow":
-			ok = !slices.Contains(bot.FlowIntents, it.res.Label) || float64(it.res.Confidence) < bot.IntentThreshold
+			ok = !slices.Contains(bot.FlowIntents, it.res.Label) || it.res.Confidence < bot.IntentThreshold
 		default:
 			continue
 		}
@@ -548,7 +542,7 @@ func (rt *RealText) run(ctx context.Context, clf *models.Classifier, bot Bot, di
 			right++
 			okGold[it.gold]++
 		} else if len(r.Errors) < 8 {
-			r.Errors = append(r.Errors, Prediction{Text: it.text, Gold: it.gold, Label: it.res.Label, Confidence: float64(it.res.Confidence)})
+			r.Errors = append(r.Errors, Prediction{Text: it.text, Gold: it.gold, Label: it.res.Label, Confidence: it.res.Confidence})
 		}
 	}
 	if c.Kind == "handoff" {

@@ -300,18 +300,8 @@ func (s *Store) Forget(_ context.Context, conv string) error {
 			return err
 		}
 		for _, kind := range []string{analytics.Events, analytics.Questions} {
-			bk := tx.Bucket(root).Bucket([]byte(kind))
-			var doomed [][]byte
-			bk.ForEach(func(k, v []byte) error {
-				if bytes.Contains(v, needle) {
-					doomed = append(doomed, bytes.Clone(k))
-				}
-				return nil
-			})
-			for _, k := range doomed {
-				if err := bk.Delete(k); err != nil {
-					return err
-				}
+			if err := deleteWhere(tx.Bucket(root).Bucket([]byte(kind)), func(_, v []byte) bool { return bytes.Contains(v, needle) }); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -358,7 +348,7 @@ func (s *Store) Prune(_ context.Context, linesBefore, claimsBefore time.Time) er
 			}
 		}
 		for _, set := range []string{analytics.Open, analytics.Timers} {
-			if err := deleteBefore(r.Bucket([]byte("gone."+set)), func(_, v []byte) bool {
+			if err := deleteWhere(r.Bucket([]byte("gone."+set)), func(_, v []byte) bool {
 				return len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < claimsBefore.UnixMilli()
 			}); err != nil {
 				return err
@@ -368,16 +358,16 @@ func (s *Store) Prune(_ context.Context, linesBefore, claimsBefore time.Time) er
 	})
 }
 
-// deleteBefore deletes bk's entries for which old is true (reading them all).
-func deleteBefore(bk *bolt.Bucket, old func(k, v []byte) bool) error {
-	var doomed [][]byte
+// deleteWhere deletes bk's entries for which doomed is true (reading them all).
+func deleteWhere(bk *bolt.Bucket, doomed func(k, v []byte) bool) error {
+	var keys [][]byte
 	bk.ForEach(func(k, v []byte) error {
-		if old(k, v) {
-			doomed = append(doomed, bytes.Clone(k))
+		if doomed(k, v) {
+			keys = append(keys, bytes.Clone(k))
 		}
 		return nil
 	})
-	for _, k := range doomed {
+	for _, k := range keys {
 		if err := bk.Delete(k); err != nil {
 			return err
 		}

@@ -656,21 +656,7 @@ func (t *trainer) evaluate(data []example) (acc, f1 []float64) {
 		s := t.scratch[w]
 		var sum []float64
 		for i := w; i < len(data); i += t.cfg.Workers {
-			ex := &data[i]
-			sum = sum[:0]
-			for _, hd := range t.n.heads {
-				if hd.group != ex.head {
-					continue
-				}
-				t.n.forward(hd, ex.feats, ex.den, s, 0, nil)
-				if len(sum) == 0 {
-					sum = append(sum, s.logits[:len(hd.labels)]...)
-				} else {
-					for k := range sum {
-						sum[k] += s.logits[k]
-					}
-				}
-			}
+			sum = t.sumLogits(sum[:0], &data[i], s)
 			pred[i] = argmax(sum)
 		}
 	})
@@ -726,18 +712,9 @@ func (t *trainer) calibrate(data []example, group int) (float64, Calibration) {
 				continue
 			}
 			if k%t.cfg.Workers == w {
-				var sum []float64
-				for _, hd := range t.n.heads {
-					if hd.group != group {
-						continue
-					}
-					t.n.forward(hd, ex.feats, ex.den, s, 0, nil)
-					if sum == nil {
-						sum = make([]float64, len(hd.labels))
-					}
-					for j := range sum {
-						sum[j] += s.logits[j] / float64(members)
-					}
+				sum := t.sumLogits(nil, ex, s)
+				for j := range sum {
+					sum[j] /= float64(members)
 				}
 				logits[k] = sum
 			}
@@ -748,10 +725,7 @@ func (t *trainer) calibrate(data []example, group int) (float64, Calibration) {
 		var total float64
 		p := make([]float64, len(logits[0]))
 		for i, l := range logits {
-			for j, v := range l {
-				p[j] = v / temp
-			}
-			softmax(p)
+			tempered(p, l, temp)
 			total -= math.Log(max(p[gold[i]], 1e-12))
 		}
 		return total / float64(len(gold))
@@ -775,16 +749,21 @@ func (t *trainer) calibrate(data []example, group int) (float64, Calibration) {
 	return temp, Calibration{NLLBefore: nll(1), NLLAfter: nll(temp), ECEBefore: ece(logits, gold, 1), ECEAfter: ece(logits, gold, temp)}
 }
 
+// tempered sets p to softmax(logits/temp).
+func tempered(p, logits []float64, temp float64) {
+	for j, v := range logits {
+		p[j] = v / temp
+	}
+	softmax(p)
+}
+
 // ece is the expected calibration error over 10 equal-width confidence bins.
 func ece(logits [][]float64, gold []int, temp float64) float64 {
 	var conf, acc [10]float64
 	var n [10]int
 	p := make([]float64, len(logits[0]))
 	for i, l := range logits {
-		for j, v := range l {
-			p[j] = v / temp
-		}
-		softmax(p)
+		tempered(p, l, temp)
 		k := argmax(p)
 		b := min(int(p[k]*10), 9)
 		conf[b] += p[k]
@@ -800,6 +779,24 @@ func ece(logits [][]float64, gold []int, temp float64) float64 {
 		}
 	}
 	return e
+}
+
+// sumLogits appends to dst the logits of ex's output head, summed over its ensemble.
+func (t *trainer) sumLogits(dst []float64, ex *example, s *scratch) []float64 {
+	for _, hd := range t.n.heads {
+		if hd.group != ex.head {
+			continue
+		}
+		t.n.forward(hd, ex.feats, ex.den, s, 0, nil)
+		if len(dst) == 0 {
+			dst = append(dst, s.logits[:len(hd.labels)]...)
+		} else {
+			for k := range dst {
+				dst[k] += s.logits[k]
+			}
+		}
+	}
+	return dst
 }
 
 func argmax(p []float64) int {
