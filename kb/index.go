@@ -1,6 +1,7 @@
 package kb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/registry"
+	"github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
 	bleveindex "github.com/blevesearch/bleve_index_api"
 )
@@ -151,7 +153,8 @@ func newIndexDoc(a *Article) indexDoc {
 }
 
 // Index is the search index over published articles: a bleve scorch index held in memory
-// (rebuilt from the store at start), plus each article's questions for the confidence.
+// (rebuilt from the store at start), plus each article's questions, analysed once, for the
+// confidence.
 type Index struct {
 	idx     bleve.Index
 	dir     string
@@ -159,7 +162,34 @@ type Index struct {
 	bigrams analysis.Analyzer
 
 	mu        sync.RWMutex
-	questions map[string][]string
+	questions map[string][]question
+	dict      map[string]uint32 // the questions' terms ("w" or "b", then the term) → id
+}
+
+// question is one of an article's questions and its terms: its distinct words, then its
+// distinct Chinese bigrams, in the order they first occur, as ids of Index.dict. Analysing
+// the questions of every hit at every search cost more than the search itself.
+type question struct {
+	text  string
+	terms []uint32
+}
+
+// termKeys are text's distinct words and bigrams, as keys of Index.dict.
+func (x *Index) termKeys(text string) []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, part := range []struct {
+		prefix   string
+		analyzer analysis.Analyzer
+	}{{"w", x.words}, {"b", x.bigrams}} {
+		for _, tok := range part.analyzer.Analyze([]byte(text)) {
+			if k := part.prefix + string(tok.Term); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
 }
 
 // NewIndex returns an empty index.
@@ -182,7 +212,7 @@ func NewIndex() (*Index, error) {
 	}
 	return &Index{
 		idx: idx, dir: dir, words: im.AnalyzerNamed(analyzerWords), bigrams: im.AnalyzerNamed(analyzerBigrams),
-		questions: map[string][]string{},
+		questions: map[string][]question{}, dict: map[string]uint32{},
 	}, nil
 }
 
@@ -208,13 +238,33 @@ func (x *Index) Put(articles ...*Article) error {
 	if err := x.idx.Batch(b); err != nil {
 		return fmt.Errorf("kb index: %w", err)
 	}
-	x.mu.Lock()
-	for _, a := range articles {
+	keys := make([][][]string, len(articles))
+	for i, a := range articles {
 		if a.Status == Published && !a.Deleted {
-			x.questions[a.ID] = slices.Clone(a.Questions)
-		} else {
-			delete(x.questions, a.ID)
+			for _, q := range a.Questions {
+				keys[i] = append(keys[i], x.termKeys(q))
+			}
 		}
+	}
+	x.mu.Lock()
+	for i, a := range articles {
+		if a.Status != Published || a.Deleted {
+			delete(x.questions, a.ID)
+			continue
+		}
+		qs := make([]question, len(a.Questions))
+		for j, text := range a.Questions {
+			qs[j].text = text
+			for _, k := range keys[i][j] {
+				id, ok := x.dict[k]
+				if !ok {
+					id = uint32(len(x.dict))
+					x.dict[k] = id
+				}
+				qs[j].terms = append(qs[j].terms, id)
+			}
+		}
+		x.questions[a.ID] = qs
 	}
 	x.mu.Unlock()
 	return nil
@@ -260,7 +310,6 @@ func (x *Index) Search(ctx context.Context, text, lang string, k int) ([]Hit, er
 	if err != nil {
 		return nil, err
 	}
-	var must query.Query = terms.query()
 	var mustNot []query.Query
 	for _, l := range Langs {
 		if lang != "" && l != lang {
@@ -269,26 +318,60 @@ func (x *Index) Search(ctx context.Context, text, lang string, k int) ([]Hit, er
 			mustNot = append(mustNot, t)
 		}
 	}
-	q := query.NewBooleanQuery([]query.Query{must}, nil, mustNot)
-	req := bleve.NewSearchRequestOptions(q, k, 0, false)
-	req.SortBy([]string{"-_score", "_id"})
-	res, err := x.idx.SearchInContext(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("kb search: %w", err)
+	var top []*search.DocumentMatch
+	if all := terms.allCommon(); all != nil {
+		if top, err = x.top(ctx, query.NewBooleanQuery([]query.Query{all}, nil, mustNot), k); err != nil {
+			return nil, fmt.Errorf("kb search: %w", err)
+		}
 	}
-	hits := make([]Hit, 0, len(res.Hits))
+	if len(top) == 0 {
+		if top, err = x.top(ctx, query.NewBooleanQuery([]query.Query{terms.query()}, nil, mustNot), k); err != nil {
+			return nil, fmt.Errorf("kb search: %w", err)
+		}
+	}
+	hits := make([]Hit, 0, len(top))
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	for _, h := range res.Hits {
+	weights := terms.byID(x.dict)
+	for _, h := range top {
 		hit := Hit{ID: h.ID, Score: h.Score}
-		for _, question := range x.questions[h.ID] {
-			if c := terms.coverage(x, question); c > hit.Confidence || hit.Question == "" {
-				hit.Confidence, hit.Question = c, question
+		for _, q := range x.questions[h.ID] {
+			if c := terms.coverage(weights, q); c > hit.Confidence || hit.Question == "" {
+				hit.Confidence, hit.Question = c, q.text
 			}
 		}
 		hits = append(hits, hit)
 	}
 	return hits, nil
+}
+
+// top returns q's k best matches, by score and then by id. Sorting on the id makes bleve
+// read the id of every match, the most costly part of a search on a large index; so it asks
+// for the 2k best by score alone and orders them itself, which gives the same k whenever the
+// k-th score is above the last one fetched (every match that ties with the k-th is then among
+// them). Otherwise (a tie that runs past 2k) it asks again, sorted by id.
+func (x *Index) top(ctx context.Context, q query.Query, k int) ([]*search.DocumentMatch, error) {
+	n := 2 * k
+	res, err := x.idx.SearchInContext(ctx, bleve.NewSearchRequestOptions(q, n, 0, false))
+	if err != nil {
+		return nil, err
+	}
+	hits := res.Hits
+	if len(hits) == n && hits[k-1].Score == hits[n-1].Score {
+		req := bleve.NewSearchRequestOptions(q, k, 0, false)
+		req.SortBy([]string{"-_score", "_id"})
+		if res, err = x.idx.SearchInContext(ctx, req); err != nil {
+			return nil, err
+		}
+		return res.Hits, nil
+	}
+	slices.SortStableFunc(hits, func(a, b *search.DocumentMatch) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return hits[:min(k, len(hits))], nil
 }
 
 // queryTerms holds the query's distinct terms per field with their IDF, and the terms to
@@ -297,13 +380,16 @@ type queryTerms struct {
 	words, bigrams map[string]float64
 	total          float64
 	search, common map[string][]query.Query // by field
+	each           []query.Query            // per common term: its question or answer field
 }
 
 // Common terms: a query term found in the questions of more than CommonShare of the
 // articles, and of at least CommonMin, is not searched for (unless the query has nothing
 // else). Scanning its postings costs more than anything else in a query on a large KB and
 // it barely moves the ranking (the idea of Lucene's CommonTermsQuery); the confidence
-// still counts it.
+// still counts it. A query of common terms only ("退款" on a KB where both characters and
+// the word are everywhere) asks first for the articles that have every one of them, as
+// CommonTermsQuery does, and only when there are none for those that have any.
 const (
 	CommonShare = 0.01
 	CommonMin   = 1000
@@ -316,6 +402,19 @@ func (qt *queryTerms) query() query.Query {
 	if len(byField) == 0 {
 		byField = qt.common
 	}
+	return disjunction(byField)
+}
+
+// allCommon is, for a query of common terms only, the conjunction of its terms (each in a
+// question or an answer field); nil for other queries.
+func (qt *queryTerms) allCommon() query.Query {
+	if len(qt.search) > 0 || len(qt.each) < 2 {
+		return nil
+	}
+	return bleve.NewConjunctionQuery(qt.each...)
+}
+
+func disjunction(byField map[string][]query.Query) query.Query {
 	var fields []query.Query
 	for _, f := range []string{fieldQWords, fieldQBigrams, fieldAWords, fieldABigrams} {
 		if len(byField[f]) > 0 {
@@ -365,9 +464,12 @@ func (x *Index) queryTerms(text string) (*queryTerms, error) {
 			dst := qt.search
 			if float64(df) > common {
 				dst = qt.common
+				qt.each = append(qt.each, q)
 			}
 			dst[qField] = append(dst[qField], q)
-			dst[aField] = append(dst[aField], a)
+			if float64(df) <= common {
+				dst[aField] = append(dst[aField], a)
+			}
 		}
 		return nil
 	}
@@ -380,25 +482,27 @@ func (x *Index) queryTerms(text string) (*queryTerms, error) {
 	return qt, nil
 }
 
-// coverage is the IDF-weighted share of the query's terms found in question.
-func (qt *queryTerms) coverage(x *Index, question string) float64 {
+// byID is the IDF of each of the query's terms that some question has, by its id in dict.
+func (qt *queryTerms) byID(dict map[string]uint32) map[uint32]float64 {
+	out := make(map[uint32]float64, len(qt.words)+len(qt.bigrams))
+	for prefix, terms := range map[string]map[string]float64{"w": qt.words, "b": qt.bigrams} {
+		for term, idf := range terms {
+			if id, ok := dict[prefix+term]; ok {
+				out[id] = idf
+			}
+		}
+	}
+	return out
+}
+
+// coverage is the IDF-weighted share of the query's terms (weights, from byID) found in q.
+func (qt *queryTerms) coverage(weights map[uint32]float64, q question) float64 {
 	if qt.total == 0 {
 		return 0
 	}
 	var found float64
-	seen := map[string]bool{}
-	for _, part := range []struct {
-		terms    map[string]float64
-		analyzer analysis.Analyzer
-	}{{qt.words, x.words}, {qt.bigrams, x.bigrams}} {
-		clear(seen)
-		for _, tok := range part.analyzer.Analyze([]byte(question)) {
-			term := string(tok.Term)
-			if idf, ok := part.terms[term]; ok && !seen[term] {
-				seen[term] = true
-				found += idf
-			}
-		}
+	for _, id := range q.terms {
+		found += weights[id]
 	}
 	return found / qt.total
 }
@@ -411,4 +515,18 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// Compact merges the index's segments into one. A bulk load leaves dozens, and a search
+// reads every segment (on 100,000 articles one segment answers in about two thirds of the
+// time); later edits add small segments that scorch's own merger folds in.
+func (x *Index) Compact(ctx context.Context) error {
+	r, err := x.idx.Advanced()
+	if err != nil {
+		return err
+	}
+	if s, ok := r.(*scorch.Scorch); ok {
+		return s.ForceMerge(ctx, nil)
+	}
+	return nil
 }

@@ -145,6 +145,12 @@ func (k *KB) loaded(snap *Snapshot) (*Snapshot, error) {
 			batch = batch[:0]
 		}
 	}
+	if len(snap.Articles) > cap(batch) { // more than one batch: merge them before searches see the index
+		if err := idx.Compact(context.Background()); err != nil {
+			idx.Close()
+			return nil, err
+		}
+	}
 	experiments := map[string]*Experiment{}
 	for i := range snap.Experiments {
 		e := &snap.Experiments[i]

@@ -60,11 +60,16 @@ func benchKB(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	build := time.Since(start)
+	start = time.Now()
+	if err := idx.Compact(ctx); err != nil { // as a KB does after loading more than one batch
+		return err
+	}
+	merge := time.Since(start)
 	var after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	fmt.Fprintf(stdout, "kb index: %d articles (3 questions + 1 answer each, half zh, half en) in %.1f s = %.0f articles/s; Go heap %.0f MiB with the articles (%.0f MiB before indexing)\n",
-		*n, build.Seconds(), float64(*n)/build.Seconds(), float64(after.HeapAlloc)/(1<<20), float64(before.HeapAlloc)/(1<<20))
+	fmt.Fprintf(stdout, "kb index: %d articles (3 questions + 1 answer each, half zh, half en) in %.1f s = %.0f articles/s, then merged into one segment in %.1f s; Go heap %.0f MiB with the articles (%.0f MiB before indexing)\n",
+		*n, build.Seconds(), float64(*n)/build.Seconds(), merge.Seconds(), float64(after.HeapAlloc)/(1<<20), float64(before.HeapAlloc)/(1<<20))
 
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
