@@ -24,6 +24,9 @@ type Source struct {
 	TextCol, LabelCol string
 	// Delimiter separates CSV fields; default ','.
 	Delimiter rune
+	// SkipBad passes over CSV rows without text or label, with too few fields or not UTF-8,
+	// instead of refusing the file (public sets have a few).
+	SkipBad bool
 }
 
 // Load reads every file and keeps the examples of head ("intent" or "emotion"; CSV rows
@@ -159,10 +162,15 @@ func ReadCSV(name string, r io.Reader, src Source) ([]Example, error) {
 		}
 		line, _ := cr.FieldPos(0)
 		if len(rec) <= max(ti, li) {
+			if src.SkipBad {
+				continue
+			}
 			return nil, &DataError{File: name, Line: line, Msg: fmt.Sprintf("%d fields, the header has %d", len(rec), len(header))}
 		}
 		text, label := rec[ti], strings.TrimSpace(rec[li])
 		switch {
+		case src.SkipBad && (!utf8.ValidString(text) || !utf8.ValidString(label) || strings.TrimSpace(text) == "" || label == ""):
+			continue
 		case !utf8.ValidString(text) || !utf8.ValidString(label):
 			return nil, &DataError{File: name, Line: line, Msg: "not UTF-8 text"}
 		case strings.TrimSpace(text) == "":
@@ -172,7 +180,7 @@ func ReadCSV(name string, r io.Reader, src Source) ([]Example, error) {
 		}
 		out = append(out, Example{Text: text, Label: label, File: name, Line: line})
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && !src.SkipBad {
 		return nil, &DataError{File: name, Msg: "no rows after the header"}
 	}
 	return out, nil

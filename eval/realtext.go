@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -243,43 +242,15 @@ func readRows(dir string, s PublicSet) ([]row, error) {
 		return nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
-	r.FieldsPerRecord = -1
-	header, err := r.Read()
+	ex, err := ReadCSV(path, f, Source{TextCol: s.Text, LabelCol: s.Label, SkipBad: true})
 	if err != nil {
-		return nil, &DataError{File: path, Line: 1, Msg: "no header row"}
-	}
-	col := func(name, def string) int {
-		name = cmp.Or(name, def)
-		for i, h := range header {
-			if strings.TrimPrefix(strings.TrimSpace(h), "\ufeff") == name {
-				return i
-			}
-		}
-		return -1
-	}
-	ti, li := col(s.Text, "text"), col(s.Label, "label")
-	if ti < 0 || li < 0 {
-		return nil, &DataError{File: path, Line: 1, Msg: fmt.Sprintf("want columns %q and %q, have %v", cmp.Or(s.Text, "text"), cmp.Or(s.Label, "label"), header)}
+		return nil, err
 	}
 	var out []row
-	for {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
+	for _, e := range ex {
+		if text := strings.TrimSpace(strings.TrimPrefix(e.Text, "\ufeff")); text != "" {
+			out = append(out, row{text: text, labels: []string{e.Label}, line: e.Line})
 		}
-		if err != nil {
-			return nil, csvError(path, err)
-		}
-		line, _ := r.FieldPos(0)
-		if max(ti, li) >= len(rec) {
-			continue
-		}
-		text := strings.TrimSpace(strings.TrimPrefix(rec[ti], "\ufeff"))
-		if text == "" || rec[li] == "" {
-			continue // a few reviews are empty
-		}
-		out = append(out, row{text: text, labels: []string{rec[li]}, line: line})
 	}
 	return out, nil
 }
