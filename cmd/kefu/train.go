@@ -132,8 +132,10 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 	ver := fs.String("model-version", "1", "model version written to model.json")
 	hidden := fs.Int("hidden", 112, "hidden units per head")
 	ensemble := fs.Int("ensemble", 4, "independently initialised networks per head, logits averaged")
-	epochs := fs.Int("epochs", 8, "most passes over the data (the learning rate falls to 0 over them)")
-	patience := fs.Int("patience", 4, "stop after this many epochs without a better validation macro-F1")
+	epochs := fs.Int("epochs", 8, "passes over the data (the learning rate falls to 0 over them); more for a small set, see --min-updates")
+	minUpdates := fs.Int("min-updates", 3000, "raise --epochs, up to 4×, until training makes at least this many optimizer steps (batches of 32, ensemble copies counted; 0: never)")
+	patience := fs.Int("patience", 4, "with --early-stop: stop after this many epochs without a better validation macro-F1")
+	earlyStop := fs.Bool("early-stop", false, "keep the epoch with the best validation macro-F1 (and refit for that many) instead of running all --epochs")
 	minDF := fs.Int("min-df", 2, "word bigrams and trigrams must occur in this many texts")
 	skip := fs.Bool("skip-grams", false, "also use pairs of tokens one apart as features")
 	charWeight := fs.Float64("char-weight", 0.5, "weight of a token's character n-grams relative to the token itself")
@@ -147,7 +149,7 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 	dropout := fs.Float64("dropout", 0.3, "hidden-unit dropout")
 	featDrop := fs.Float64("feature-drop", 0.2, "probability of dropping each feature occurrence in training")
 	balance := fs.Float64("emotion-balance", 0.5, "class weight exponent for the emotion head: 0 none, 1 fully balanced")
-	refit := fs.Bool("refit", true, "after early stopping, train again on all data (validation included) for the best number of epochs")
+	refit := fs.Bool("refit", true, "train again on all data (validation included) for the chosen number of epochs")
 	calibrate := fs.String("calibrate", "emotion", "heads whose confidences are calibrated by temperature scaling on the validation set, comma-separated (\"\": none)")
 	decay := fs.Bool("lr-decay", true, "let the learning rate fall linearly to 0 over --epochs (and over the refit)")
 	return func() (train.Config, error) {
@@ -161,6 +163,8 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 			return train.Config{}, fmt.Errorf("--vector-weight %v: want a weight > 0", *vectorWeight)
 		case *vectorWords < 0:
 			return train.Config{}, fmt.Errorf("--vector-words %d: want a count ≥ 0", *vectorWords)
+		case *minUpdates < 0:
+			return train.Config{}, fmt.Errorf("--min-updates %d: want a count ≥ 0", *minUpdates)
 		}
 		var vecs *train.Vectors
 		if *vectors != "" {
@@ -171,7 +175,7 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 		}
 		return train.Config{
 			CharWeight: *charWeight, Vectors: vecs, VectorWords: *vectorWords, VectorWeight: *vectorWeight,
-			Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, Patience: *patience, MinDF: *minDF, SkipGrams: *skip,
+			Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, MinUpdates: *minUpdates, Patience: *patience, EarlyStop: *earlyStop, MinDF: *minDF, SkipGrams: *skip,
 			MaxVocab: *maxVocab, MaxSeqLen: *maxSeq, ValidSplit: *valid, Refit: *refit, LRDecay: *decay, Seed: *seed, Workers: *workers,
 			LR: *lr, Dropout: *dropout, FeatureDrop: *featDrop, Balance: map[string]float64{"emotion": *balance},
 			Calibrate: strings.FieldsFunc(*calibrate, func(r rune) bool { return r == ',' || r == ' ' }),

@@ -36,35 +36,43 @@ type Dataset struct {
 
 // Config controls training. The zero value of a field means its default.
 type Config struct {
-	Name, Version string  // written to model.json; default "kefu-model", "1"
-	Hidden        int     // hidden units per head (default 112)
-	Epochs        int     // at most this many passes (default 8)
-	Patience      int     // stop after this many epochs without a better validation score (default 4)
-	BatchSize     int     // examples per update (default 32)
-	LR            float64 // Adam learning rate (default 0.002)
-	Dropout       float64 // hidden-unit dropout (default 0.3)
-	FeatureDrop   float64 // probability of dropping each feature occurrence in training (default 0.2)
-	Smoothing     float64 // label smoothing (default 0.1)
-	Balance       map[string]float64
-	MinDF         int     // word n-grams need this many texts (default 3)
-	SkipGrams     bool    // also pairs of tokens one apart ("my _ order")
-	CharWeight    float64 // weight of character n-grams relative to whole tokens (default 0.5)
-	Vectors       *Vectors
-	VectorWords   int     // with Vectors: the most frequent vector words added to the vocabulary (0: none)
-	VectorWeight  float64 // with Vectors: weight of a token's vector relative to its unigram (default 3)
-	MaxVocab      int     // vocabulary size limit (default 30000)
-	MaxSeqLen     int     // tokens per text (default 128)
-	ValidSplit    float64 // share of each label held out for validation and early stopping (0: none)
-	Ensemble      int     // independently initialised networks per head, logits averaged (default 1)
-	LRDecay       bool    // let the learning rate fall linearly to 0 over Epochs (and over the refit)
-	Refit         bool    // after early stopping, train again on all data for the best number of epochs
+	Name, Version string // written to model.json; default "kefu-model", "1"
+	Hidden        int    // hidden units per head (default 112)
+	Epochs        int    // at most this many passes (default 8), more for a small set (MinUpdates)
+	// MinUpdates raises the number of passes, up to 4×Epochs, until training makes at least
+	// this many optimizer steps: a small set needs more passes than a large one (0: Epochs).
+	MinUpdates int
+	Patience   int // with EarlyStop: stop after this many epochs without a better validation score (default 4)
+	// EarlyStop keeps the epoch with the best validation score (and refits for that many).
+	// Without it every run takes all Epochs, the learning rate falling to 0 at the last, which
+	// is then the model: on small validation sets the best epoch is mostly noise, and a refit
+	// for few epochs with the decay squeezed into them under-trains (see README).
+	EarlyStop    bool
+	BatchSize    int     // examples per update (default 32)
+	LR           float64 // Adam learning rate (default 0.002)
+	Dropout      float64 // hidden-unit dropout (default 0.3)
+	FeatureDrop  float64 // probability of dropping each feature occurrence in training (default 0.2)
+	Smoothing    float64 // label smoothing (default 0.1)
+	Balance      map[string]float64
+	MinDF        int     // word n-grams need this many texts (default 3)
+	SkipGrams    bool    // also pairs of tokens one apart ("my _ order")
+	CharWeight   float64 // weight of character n-grams relative to whole tokens (default 0.5)
+	Vectors      *Vectors
+	VectorWords  int     // with Vectors: the most frequent vector words added to the vocabulary (0: none)
+	VectorWeight float64 // with Vectors: weight of a token's vector relative to its unigram (default 3)
+	MaxVocab     int     // vocabulary size limit (default 30000)
+	MaxSeqLen    int     // tokens per text (default 128)
+	ValidSplit   float64 // share of each label held out for validation and early stopping (0: none)
+	Ensemble     int     // independently initialised networks per head, logits averaged (default 1)
+	LRDecay      bool    // let the learning rate fall linearly to 0 over Epochs (and over the refit)
+	Refit        bool    // after early stopping, train again on all data for the best number of epochs
 	// Calibrate lists heads whose confidences are calibrated by temperature scaling (Guo et al.
 	// 2017): one temperature per head, fitted on the validation set to minimise its negative
 	// log-likelihood, folded into the head's last layer.
 	Calibrate []string
-	Seed          uint64  // default 1
-	Workers       int     // default runtime.NumCPU()
-	Progress      io.Writer
+	Seed      uint64 // default 1
+	Workers   int    // default runtime.NumCPU()
+	Progress  io.Writer
 }
 
 func (c Config) withDefaults() Config {
@@ -152,7 +160,7 @@ type HeadReport struct {
 	ValidMacroF1  float64        `json:"valid_macro_f1"`
 	// Temperature divides the head's logits (1: not calibrated); NLL and ECE are the validation
 	// set's negative log-likelihood and expected calibration error (10 bins) before and after.
-	Temperature float64     `json:"temperature,omitempty"`
+	Temperature float64      `json:"temperature,omitempty"`
 	Calibration *Calibration `json:"calibration,omitempty"`
 }
 
@@ -313,16 +321,20 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 	n := newNet(fz.rows, heads, rand.New(rand.NewPCG(netSeed, 1)))
 	t := newTrainer(cfg, n, fz, sets)
 	best, bestScore, bestSnap := 0, math.Inf(-1), (*snapshot)(nil)
-	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+	epochs := passes(cfg, len(trainSet))
+	if epochs > cfg.Epochs {
+		fmt.Fprintf(cfg.Progress, "%d passes instead of %d, so that training makes at least %d updates\n", epochs, cfg.Epochs, cfg.MinUpdates)
+	}
+	for epoch := 1; epoch <= epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if cfg.LRDecay {
-			t.decay = [2]int{(epoch - 1) * len(trainSet), cfg.Epochs * len(trainSet)}
+			t.decay = [2]int{(epoch - 1) * len(trainSet), epochs * len(trainSet)}
 		}
 		loss := t.epoch(trainSet, epoch)
 		rep.Epochs = epoch
-		line := fmt.Sprintf("epoch %2d/%d  loss %.4f", epoch, cfg.Epochs, loss)
+		line := fmt.Sprintf("epoch %2d/%d  loss %.4f", epoch, epochs, loss)
 		if len(validSet) == 0 {
 			fmt.Fprintf(cfg.Progress, "%s  %.1fs\n", line, time.Since(start).Seconds())
 			best = epoch
@@ -335,7 +347,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 			score += f1s[i] / float64(len(sets))
 		}
 		mark := ""
-		if score > bestScore {
+		if score > bestScore || !cfg.EarlyStop {
 			best, bestScore, mark = epoch, score, " *"
 			if !cfg.Refit || !internal {
 				bestSnap = n.snapshot()
@@ -349,7 +361,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 			}
 		}
 		fmt.Fprintf(cfg.Progress, "%s  %.1fs%s\n", line, time.Since(start).Seconds(), mark)
-		if epoch-best >= cfg.Patience {
+		if cfg.EarlyStop && epoch-best >= cfg.Patience {
 			break
 		}
 	}
@@ -400,6 +412,14 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		return nil, err
 	}
 	return rep, nil
+}
+
+// passes is the number of epochs for n training examples (ensemble copies included): Epochs,
+// raised up to 4×Epochs until they make cfg.MinUpdates optimizer steps.
+func passes(cfg Config, n int) int {
+	steps := max(1, (n+cfg.BatchSize-1)/cfg.BatchSize)
+	need := (cfg.MinUpdates + steps - 1) / steps
+	return min(max(cfg.Epochs, need), 4*cfg.Epochs)
 }
 
 func counts(labels []string) map[string]int {

@@ -399,3 +399,43 @@ func TestReadVectors(t *testing.T) {
 		}
 	}
 }
+
+func TestPassesGrowForSmallSets(t *testing.T) {
+	cfg := Config{Epochs: 8, BatchSize: 32, MinUpdates: 4000}
+	for _, c := range []struct{ n, want int }{
+		{40000, 8}, // 1,250 steps a pass: 8 passes make 10,000
+		{8252, 16}, // 258 steps: 16 passes make 4,128
+		{320, 32},  // 10 steps: 400 passes would be needed; at most 4×8
+		{0, 32},
+	} {
+		if got := passes(cfg, c.n); got != c.want {
+			t.Errorf("%d examples: %d passes, want %d", c.n, got, c.want)
+		}
+	}
+	cfg.MinUpdates = 0
+	if got := passes(cfg, 320); got != 8 {
+		t.Errorf("MinUpdates 0: %d passes, want 8", got)
+	}
+}
+
+// TestEveryPassRunsWithoutEarlyStop checks that training without EarlyStop takes all its
+// passes and keeps the last, and that EarlyStop stops after Patience epochs without gain.
+func TestEveryPassRunsWithoutEarlyStop(t *testing.T) {
+	cfg := quick()
+	cfg.Epochs, cfg.Patience, cfg.ValidSplit, cfg.Refit = 6, 1, 0.25, true
+	rep, err := Train(context.Background(), cfg, small(), filepath.Join(t.TempDir(), "m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Epochs != 6 || rep.Best != 6 || !rep.Refit {
+		t.Errorf("epochs %d best %d refit %v: want all 6, the last kept, a refit on all data", rep.Epochs, rep.Best, rep.Refit)
+	}
+	cfg.EarlyStop, cfg.Epochs, cfg.LR = true, 30, 0.05
+	rep, err = Train(context.Background(), cfg, small(), filepath.Join(t.TempDir(), "m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Epochs >= 30 || rep.Epochs != rep.Best+1 {
+		t.Errorf("early stop: %d epochs, best %d: want a stop one epoch after the best", rep.Epochs, rep.Best)
+	}
+}
