@@ -26,42 +26,47 @@ var resultSink *engine.MessageResult
 // demoEngine is the demo bot on the demo model with the bundled KB, conversations in
 // memory: kefu serve without Redis, minus HTTP.
 func demoEngine(b *testing.B, figures ...*analytics.Recorder) *engine.Engine {
-	b.Helper()
-	rt := testenv.Runtime(b)
-	bundle := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot")
-	// MaxWait 1µs: a serial loop measures the turn, not the batcher's 1 ms wait for company.
-	clf, err := models.Load(rt, filepath.Join(bundle, "model"), models.Config{MaxWait: time.Microsecond})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { clf.Close() })
-	bot, err := dialogs.Load(os.DirFS(bundle), ".")
-	if err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(bundle, "kb", "faq.yaml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	articles, err := kb.ParseYAML(path, data)
-	if err != nil {
-		b.Fatal(err)
-	}
-	j, _ := kb.OpenJournal("")
-	k, err := kb.Open(b.Context(), j, kb.Options{MinConfidence: 0.3})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { k.Close(); j.Close() })
-	if _, err := k.Import(b.Context(), articles, "bench", false); err != nil {
-		b.Fatal(err)
-	}
-	cfg := engine.Config{NLU: clf, Bot: dialogs.NewMachine(bot, nil), KB: k}
+	cfg := demoConfig(b)
 	if len(figures) > 0 {
 		cfg.Analytics = figures[0]
 	}
 	return engine.New(cfg)
+}
+
+// demoConfig is demoEngine's configuration, for a test to add a store to.
+func demoConfig(tb testing.TB) engine.Config {
+	tb.Helper()
+	rt := testenv.Runtime(tb)
+	bundle := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot")
+	// MaxWait 1µs: a serial loop measures the turn, not the batcher's 1 ms wait for company.
+	clf, err := models.Load(rt, filepath.Join(bundle, "model"), models.Config{MaxWait: time.Microsecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { clf.Close() })
+	bot, err := dialogs.Load(os.DirFS(bundle), ".")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(bundle, "kb", "faq.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	articles, err := kb.ParseYAML(path, data)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	j, _ := kb.OpenJournal("")
+	k, err := kb.Open(tb.Context(), j, kb.Options{MinConfidence: 0.3})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { k.Close(); j.Close() })
+	if _, err := k.Import(tb.Context(), articles, "bench", false); err != nil {
+		tb.Fatal(err)
+	}
+	return engine.Config{NLU: clf, Bot: dialogs.NewMachine(bot, nil), KB: k}
 }
 
 // cpuTime is the process's user and system CPU time so far.
