@@ -55,7 +55,7 @@ fuzz:
 model:
 	$(GO) run ./cmd/kefu train --data cmd/kefu/bot/nlu --emotion-data cmd/kefu/bot/nlu \
 		--public cmd/kefu/bot/realtext.yaml --public-dir ../shared/data \
-		--name kefu-bot --model-version 1.1.0 --max-seq-len 64 --ensemble 1 --epochs 15 --early-stop --min-updates 0 --min-df 3 --workers 2 --seed 1 \
+		--name kefu-bot --model-version 1.1.0 --max-seq-len 64 --ensemble 1 --epochs 15 --early-stop --min-df 3 --workers 2 --seed 1 \
 		--out cmd/kefu/bot/model
 
 ## container: build kefu's image without a registry (debootstrap base), run compose.yaml (Redis, two

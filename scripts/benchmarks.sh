@@ -54,7 +54,7 @@ timed $k train --quiet --data $D/smp2020-ewect/virus_train.csv --head emotion --
 $k eval --model $OUT/smp2020 --head emotion --data $D/smp2020-ewect/virus_test_labeled.csv $(reports smp2020)
 
 echo "== The bundled bot NLU, 5-fold cross-validation (make model's flags)"
-$k eval --cv 5 --quiet --data cmd/kefu/bot/nlu --max-seq-len 64 --ensemble 1 --epochs 15 --early-stop --min-updates 0 $(reports bot-cv)
+$k eval --cv 5 --quiet --data cmd/kefu/bot/nlu --max-seq-len 64 --ensemble 1 --epochs 15 --early-stop $(reports bot-cv)
 
 echo "== Throughput of the BANKING77 model through models.Classifier"
 $k bench --model $OUT/banking77 --duration 10s

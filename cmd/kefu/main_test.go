@@ -158,7 +158,7 @@ func TestTrainThenEval(t *testing.T) {
 	nlu := filepath.Join(testenv.RepoRoot(), "cmd", "kefu", "bot", "nlu")
 	out := filepath.Join(t.TempDir(), "model")
 	code, stdout, stderr := kefu(t, env, "train", "--data", nlu, "--emotion-data", nlu, "--hidden", "64", "--ensemble", "1",
-		"--epochs", "12", "--min-updates", "0", "--out", out)
+		"--epochs", "12", "--out", out)
 	if code != 0 {
 		t.Fatalf("train: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -240,7 +240,7 @@ func TestTrainThenEval(t *testing.T) {
 		{[]string{"--vectors", vec + ".missing"}, "no such file"},
 		{[]string{"--char-weight", "0"}, "--char-weight 0: want a weight > 0"},
 		{[]string{"--vector-words", "-1"}, "--vector-words -1: want a count ≥ 0"},
-		{[]string{"--min-updates", "-1"}, "--min-updates -1: want a count ≥ 0"},
+		{[]string{"--epochs", "-1"}, "--epochs -1: want a count ≥ 0"},
 	} {
 		args := append([]string{"train", "--data", nlu, "--out", out}, c.args...)
 		if code, _, stderr := kefu(t, env, args...); code != 1 || !strings.Contains(stderr, c.want) {

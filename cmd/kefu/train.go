@@ -132,8 +132,7 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 	ver := fs.String("model-version", "1", "model version written to model.json")
 	hidden := fs.Int("hidden", 112, "hidden units per head")
 	ensemble := fs.Int("ensemble", 4, "independently initialised networks per head, logits averaged")
-	epochs := fs.Int("epochs", 8, "passes over the data (the learning rate falls to 0 over them); more for a small set, see --min-updates")
-	minUpdates := fs.Int("min-updates", 3000, "raise --epochs, up to 4×, until training makes at least this many optimizer steps (batches of 32, ensemble copies counted; 0: never)")
+	epochs := fs.Int("epochs", 0, "passes over the data, the learning rate falling to 0 over them (0: 8 × √(10,000 / texts), between 3 and 32)")
 	patience := fs.Int("patience", 4, "with --early-stop: stop after this many epochs without a better validation macro-F1")
 	earlyStop := fs.Bool("early-stop", false, "keep the epoch with the best validation macro-F1 (and refit for that many) instead of running all --epochs")
 	minDF := fs.Int("min-df", 2, "word bigrams and trigrams must occur in this many texts")
@@ -163,8 +162,8 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 			return train.Config{}, fmt.Errorf("--vector-weight %v: want a weight > 0", *vectorWeight)
 		case *vectorWords < 0:
 			return train.Config{}, fmt.Errorf("--vector-words %d: want a count ≥ 0", *vectorWords)
-		case *minUpdates < 0:
-			return train.Config{}, fmt.Errorf("--min-updates %d: want a count ≥ 0", *minUpdates)
+		case *epochs < 0:
+			return train.Config{}, fmt.Errorf("--epochs %d: want a count ≥ 0", *epochs)
 		}
 		var vecs *train.Vectors
 		if *vectors != "" {
@@ -175,7 +174,7 @@ func trainFlags(fs *flag.FlagSet, workersFlag string) func() (train.Config, erro
 		}
 		return train.Config{
 			CharWeight: *charWeight, Vectors: vecs, VectorWords: *vectorWords, VectorWeight: *vectorWeight,
-			Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, MinUpdates: *minUpdates, Patience: *patience, EarlyStop: *earlyStop, MinDF: *minDF, SkipGrams: *skip,
+			Name: *name, Version: *ver, Hidden: *hidden, Ensemble: *ensemble, Epochs: *epochs, Patience: *patience, EarlyStop: *earlyStop, MinDF: *minDF, SkipGrams: *skip,
 			MaxVocab: *maxVocab, MaxSeqLen: *maxSeq, ValidSplit: *valid, Refit: *refit, LRDecay: *decay, Seed: *seed, Workers: *workers,
 			LR: *lr, Dropout: *dropout, FeatureDrop: *featDrop, Balance: map[string]float64{"emotion": *balance},
 			Calibrate: strings.FieldsFunc(*calibrate, func(r rune) bool { return r == ',' || r == ' ' }),

@@ -38,11 +38,10 @@ type Dataset struct {
 type Config struct {
 	Name, Version string // written to model.json; default "kefu-model", "1"
 	Hidden        int    // hidden units per head (default 112)
-	Epochs        int    // at most this many passes (default 8), more for a small set (MinUpdates)
-	// MinUpdates raises the number of passes, up to 4×Epochs, until training makes at least
-	// this many optimizer steps: a small set needs more passes than a large one (0: Epochs).
-	MinUpdates int
-	Patience   int // with EarlyStop: stop after this many epochs without a better validation score (default 4)
+	// Epochs is the number of passes over the data; 0 lets the data's size choose:
+	// 8 × √(10,000 / texts), between 3 and 32 (AutoEpochs).
+	Epochs   int
+	Patience int // with EarlyStop: stop after this many epochs without a better validation score (default 4)
 	// EarlyStop keeps the epoch with the best validation score (and refits for that many).
 	// Without it every run takes all Epochs, the learning rate falling to 0 at the last, which
 	// is then the model: on small validation sets the best epoch is mostly noise, and a refit
@@ -87,7 +86,6 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	def(&c.Hidden, 112)
-	def(&c.Epochs, 8)
 	def(&c.Patience, 4)
 	def(&c.BatchSize, 32)
 	def(&c.MinDF, 2)
@@ -192,6 +190,14 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 		return nil, err
 	}
 	rep.Warnings = warnings
+	if cfg.Epochs == 0 {
+		n := 0
+		for _, s := range sets {
+			n += len(s.Texts)
+		}
+		cfg.Epochs = AutoEpochs(n)
+		fmt.Fprintf(cfg.Progress, "%d epochs for %d texts\n", cfg.Epochs, n)
+	}
 	for _, w := range warnings {
 		fmt.Fprintln(cfg.Progress, "warning:", w)
 	}
@@ -321,10 +327,7 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 	n := newNet(fz.rows, heads, rand.New(rand.NewPCG(netSeed, 1)))
 	t := newTrainer(cfg, n, fz, sets)
 	best, bestScore, bestSnap := 0, math.Inf(-1), (*snapshot)(nil)
-	epochs := passes(cfg, len(trainSet))
-	if epochs > cfg.Epochs {
-		fmt.Fprintf(cfg.Progress, "%d passes instead of %d, so that training makes at least %d updates\n", epochs, cfg.Epochs, cfg.MinUpdates)
-	}
+	epochs := cfg.Epochs
 	for epoch := 1; epoch <= epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -414,12 +417,12 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 	return rep, nil
 }
 
-// passes is the number of epochs for n training examples (ensemble copies included): Epochs,
-// raised up to 4×Epochs until they make cfg.MinUpdates optimizer steps.
-func passes(cfg Config, n int) int {
-	steps := max(1, (n+cfg.BatchSize-1)/cfg.BatchSize)
-	need := (cfg.MinUpdates + steps - 1) / steps
-	return min(max(cfg.Epochs, need), 4*cfg.Epochs)
+// AutoEpochs is the number of passes for n training texts when Config.Epochs is 0:
+// 8 × √(10,000 / n), rounded, between 3 and 32. A small set needs more passes than a large
+// one, which overfits with as many (README, "How the defaults were chosen").
+func AutoEpochs(n int) int {
+	e := int(math.Round(8 * math.Sqrt(10000/float64(max(n, 1)))))
+	return min(max(e, 3), 32)
 }
 
 func counts(labels []string) map[string]int {

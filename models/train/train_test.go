@@ -400,21 +400,19 @@ func TestReadVectors(t *testing.T) {
 	}
 }
 
-func TestPassesGrowForSmallSets(t *testing.T) {
-	cfg := Config{Epochs: 8, BatchSize: 32, MinUpdates: 4000}
+func TestAutoEpochs(t *testing.T) {
 	for _, c := range []struct{ n, want int }{
-		{40000, 8}, // 1,250 steps a pass: 8 passes make 10,000
-		{8252, 16}, // 258 steps: 16 passes make 4,128
-		{320, 32},  // 10 steps: 400 passes would be needed; at most 4×8
+		{10003, 8}, // BANKING77
+		{2063, 18}, // SMP2019
+		{39555, 4}, // GoEmotions
+		{15000, 7}, // CLINC150
+		{50, 32},   // at most 32
 		{0, 32},
+		{2000000, 3}, // at least 3
 	} {
-		if got := passes(cfg, c.n); got != c.want {
-			t.Errorf("%d examples: %d passes, want %d", c.n, got, c.want)
+		if got := AutoEpochs(c.n); got != c.want {
+			t.Errorf("%d texts: %d epochs, want %d", c.n, got, c.want)
 		}
-	}
-	cfg.MinUpdates = 0
-	if got := passes(cfg, 320); got != 8 {
-		t.Errorf("MinUpdates 0: %d passes, want 8", got)
 	}
 }
 
