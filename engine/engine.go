@@ -7,7 +7,6 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -240,12 +239,28 @@ func language(lang, text string) (string, error) {
 
 // rank returns the k most probable labels, most probable first, ties by label order.
 func rank(labels []string, scores []float32, k int) []Ranked {
-	out := make([]Ranked, len(labels))
-	for i := range labels {
-		out[i] = Ranked{Label: labels[i], Confidence: scores[i]}
+	// A selection, not a sort of every label: k is small and a model may have hundreds.
+	k = min(k, len(labels))
+	if k <= 0 {
+		return []Ranked{}
 	}
-	slices.SortStableFunc(out, func(a, b Ranked) int { return cmp.Compare(b.Confidence, a.Confidence) })
-	return out[:min(k, len(out))]
+	out := make([]Ranked, 0, k)
+	for i, label := range labels {
+		s := scores[i]
+		if len(out) == k && cmp.Compare(s, out[k-1].Confidence) <= 0 {
+			continue
+		}
+		j := len(out) // after every entry scored s or higher, so ties keep the labels' order
+		for j > 0 && cmp.Compare(s, out[j-1].Confidence) > 0 {
+			j--
+		}
+		if len(out) < k {
+			out = append(out, Ranked{})
+		}
+		copy(out[j+1:], out[j:len(out)-1])
+		out[j] = Ranked{Label: label, Confidence: s}
+	}
+	return out
 }
 
 // ModelQueueDepth counts texts waiting for the model, when the classifier tells.

@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/kefu-ai/kefu/models"
@@ -86,5 +90,32 @@ func TestParseErrors(t *testing.T) {
 		if got := ErrorCode(err); got != tc.want {
 			t.Errorf("%+v: code %s (%v), want %s", tc.req, got, err, tc.want)
 		}
+	}
+}
+
+// TestRankIsTheStableSortsTopK: rank's selection gives what a stable sort of every label by
+// score, cut at k, gives, ties and k beyond the labels included.
+func TestRankIsTheStableSortsTopK(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := range 2000 {
+		n := 1 + rng.IntN(40)
+		labels, scores := make([]string, n), make([]float32, n)
+		for i := range n {
+			labels[i] = fmt.Sprint("l", i)
+			scores[i] = float32(rng.IntN(8)) / 8 // many ties
+		}
+		want := make([]Ranked, n)
+		for i := range n {
+			want[i] = Ranked{Label: labels[i], Confidence: scores[i]}
+		}
+		slices.SortStableFunc(want, func(a, b Ranked) int { return cmp.Compare(b.Confidence, a.Confidence) })
+		k := 1 + rng.IntN(n+3)
+		got := rank(labels, scores, k)
+		if !slices.Equal(got, want[:min(k, n)]) {
+			t.Fatalf("trial %d, k %d, scores %v:\ngot  %v\nwant %v", trial, k, scores, got, want[:min(k, n)])
+		}
+	}
+	if got := rank([]string{"a"}, []float32{1}, 0); len(got) != 0 {
+		t.Errorf("k 0: %v", got)
 	}
 }
