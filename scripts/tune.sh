@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 D=${KEFU_DATA:-../shared/data}
 K=${KEFU_TUNE_K:-3}
 export KEFU_ORT_LIB=${KEFU_ORT_LIB:-$(scripts/ort.sh)}
-[ -x bin/kefu ] || go build -o bin/kefu ./cmd/kefu
+go build -o bin/kefu ./cmd/kefu
 name=$1; shift
 declare -A args=(
   [banking77]="--data $D/banking77/train.csv --label-col category"

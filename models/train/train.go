@@ -64,7 +64,7 @@ type Config struct {
 	ValidSplit   float64 // share of each label held out for validation and early stopping (0: none)
 	Ensemble     int     // independently initialised networks per head, logits averaged (default 1)
 	LRDecay      bool    // let the learning rate fall linearly to 0 over Epochs (and over the refit)
-	Refit        bool    // after early stopping, train again on all data for the best number of epochs
+	Refit        bool    // train again on all data (validation included) for the chosen number of epochs
 	// Calibrate lists heads whose confidences are calibrated by temperature scaling (Guo et al.
 	// 2017): one temperature per head, fitted on the validation set to minimise its negative
 	// log-likelihood, folded into the head's last layer.
@@ -327,17 +327,16 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 	n := newNet(fz.rows, heads, rand.New(rand.NewPCG(netSeed, 1)))
 	t := newTrainer(cfg, n, fz, sets)
 	best, bestScore, bestSnap := 0, math.Inf(-1), (*snapshot)(nil)
-	epochs := cfg.Epochs
-	for epoch := 1; epoch <= epochs; epoch++ {
+	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if cfg.LRDecay {
-			t.decay = [2]int{(epoch - 1) * len(trainSet), epochs * len(trainSet)}
+			t.decay = [2]int{(epoch - 1) * len(trainSet), cfg.Epochs * len(trainSet)}
 		}
 		loss := t.epoch(trainSet, epoch)
 		rep.Epochs = epoch
-		line := fmt.Sprintf("epoch %2d/%d  loss %.4f", epoch, epochs, loss)
+		line := fmt.Sprintf("epoch %2d/%d  loss %.4f", epoch, cfg.Epochs, loss)
 		if len(validSet) == 0 {
 			fmt.Fprintf(cfg.Progress, "%s  %.1fs\n", line, time.Since(start).Seconds())
 			best = epoch
@@ -350,9 +349,11 @@ func Train(ctx context.Context, cfg Config, sets []Dataset, out string) (*Report
 			score += f1s[i] / float64(len(sets))
 		}
 		mark := ""
-		if score > bestScore || !cfg.EarlyStop {
+		// Without early stopping the last epoch is the model: n holds it, and only its figures
+		// and calibration are kept.
+		if cfg.EarlyStop && score > bestScore || !cfg.EarlyStop && epoch == cfg.Epochs {
 			best, bestScore, mark = epoch, score, " *"
-			if !cfg.Refit || !internal {
+			if cfg.EarlyStop && (!cfg.Refit || !internal) {
 				bestSnap = n.snapshot()
 			}
 			for i := range sets {
