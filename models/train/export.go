@@ -38,17 +38,24 @@ func export(dir string, cfg Config, n *net, fz *featurizer, rep *Report) error {
 // graph expresses the network in ONNX: the features of features.go computed from input_ids
 // and attention_mask, the normalised weighted sum, and one ReLU layer and softmax logits per
 // head. A token's unigram and character n-gram rows are folded into one row per vocabulary id.
+//
+// The graph is built for few nodes, since ONNX Runtime spends about a microsecond on each
+// node of a run, which is most of a short text's cost: token and n-gram rows share one table
+// (token ids first, then the n-grams, row 0 being [PAD]: zeros, weight 0, and also what an
+// unknown n-gram reads), so one Gather and one ReduceSum take every feature; both buckets of
+// an n-gram are probed at once, and the miss among them reads row 0; an ensemble's networks are one wider layer.
 func graph(n *net, fz *featurizer) *onnx.Model {
 	V, C := fz.vocab, n.cols
+	K := len(fz.ngWeights)
 	row := func(r int32) []float32 { return n.E[int(r)*C : int(r+1)*C] }
-	tokT, tokW := make([]float32, V*C), make([]float32, V)
+	table, weight2 := make([]float32, (V+K)*C), make([]float32, V+K)
 	for id, feats := range fz.tokFeats {
-		dst := tokT[id*C : (id+1)*C]
+		dst := table[id*C : (id+1)*C]
 		for _, f := range feats {
 			for j, v := range row(f.row) {
 				dst[j] += f.w * v
 			}
-			tokW[id] += f.w * f.w
+			weight2[id] += f.w * f.w
 		}
 		if fz.vecs != nil && fz.vecs[id] != nil {
 			for d, x := range fz.vecs[id] {
@@ -56,17 +63,15 @@ func graph(n *net, fz *featurizer) *onnx.Model {
 					dst[j] += x * v
 				}
 			}
-			tokW[id] += fz.vecW2[id]
+			weight2[id] += fz.vecW2[id]
 		}
 	}
-	K := len(fz.ngWeights)
-	ngT, ngW := make([]float32, (K+1)*C), make([]float32, K+1) // row K: nothing
 	for r, w := range fz.ngWeights {
-		dst := ngT[r*C : (r+1)*C]
+		dst := table[(V+r)*C : (V+r+1)*C]
 		for j, v := range row(fz.ngStart + int32(r)) {
 			dst[j] = w * v
 		}
-		ngW[r] = w * w
+		weight2[V+r] = w * w
 	}
 
 	g := onnx.NewGraph("kefu-train")
@@ -82,82 +87,80 @@ func graph(n *net, fz *featurizer) *onnx.Model {
 		nSlice++
 		return g.Op("Slice", []string{x, ints(fmt.Sprint("slice", nSlice, ".from"), from), ints(fmt.Sprint("slice", nSlice, ".to"), to), axis1})
 	}
-	boolOf := func(x string) string { return g.Op("Cast", []string{x}, onnx.IntAttr("to", int64(onnx.Bool))) }
-	zero := scalar("zero", 0)
+	// Padding becomes [PAD] (id 0). No stored n-gram holds id 0 (newFeaturizer leaves them
+	// out), so an n-gram that reaches into the padding finds nothing.
+	tok := g.Op("Where", []string{g.Op("Cast", []string{mask}, onnx.IntAttr("to", int64(onnx.Bool))), ids, scalar("pad", 0)})
+	rows := []string{g.Op("Cast", []string{tok}, onnx.IntAttr("to", int64(onnx.Int32)))}
 
-	// Tokens: padding reads row 0 ([PAD]), which is all zeros.
-	tokIDs := g.Op("Where", []string{boolOf(mask), ids, zero})
-	tokTable := g.Halves("token_rows", []int64{int64(V), int64(C)}, tokT)
-	tokWeight := g.Floats("token_weight2", []int64{int64(V)}, tokW)
-	toFloat := func(x string) string { return g.Op("Cast", []string{x}, onnx.IntAttr("to", int64(onnx.Float))) }
-	num := sum(toFloat(g.Op("Gather", []string{tokTable, tokIDs})))
-	den := sum(g.Op("Gather", []string{tokWeight, tokIDs}))
-
-	ngTable := g.Halves("ngram_rows", []int64{int64(K + 1), int64(C)}, ngT)
-	ngWeight := g.Floats("ngram_weight2", []int64{int64(K + 1)}, ngW)
-	vocab, none := scalar("vocab", int64(V)), g.Int32s("no_ngram", nil, []int64{int64(K)})
-	ngram := func(name string, h hashTable, key, keep string) {
-		rows := make([]int64, len(h.rows))
-		for i, r := range h.rows {
-			rows[i] = int64(r)
-			if h.keys[i] < 0 {
-				rows[i] = int64(K)
+	vocab, nothing := scalar("vocab", int64(V)), g.Int32s("nothing", nil, []int64{0})
+	axis2 := ints("axis2", 2)
+	lookup := func(name string, h hashTable, key string) {
+		r := make([]int64, len(h.rows))
+		for i, x := range h.rows {
+			if h.keys[i] >= 0 {
+				r[i] = int64(V) + int64(x)
 			}
 		}
 		keys := g.Ints(name+".keys", []int64{int64(len(h.keys))}, h.keys)
-		rowT := g.Int32s(name+".rows", []int64{int64(len(rows))}, rows)
-		b1 := g.Op("Mod", []string{key, scalar(name+".p", h.p)})
-		b2 := g.Op("Add", []string{g.Op("Mod", []string{key, scalar(name+".q", h.q)}), scalar(name+".p2", h.p)})
-		hit1 := g.Op("Equal", []string{g.Op("Gather", []string{keys, b1}), key})
-		hit2 := g.Op("Equal", []string{g.Op("Gather", []string{keys, b2}), key})
-		r := g.Op("Where", []string{hit2, g.Op("Gather", []string{rowT, b2}), none})
-		r = g.Op("Where", []string{hit1, g.Op("Gather", []string{rowT, b1}), r})
-		r = g.Op("Where", []string{boolOf(keep), r, none})
-		num = g.Op("Add", []string{num, sum(toFloat(g.Op("Gather", []string{ngTable, r})))})
-		den = g.Op("Add", []string{den, sum(g.Op("Gather", []string{ngWeight, r}))})
+		rowOf := g.Int32s(name+".rows", []int64{int64(len(r))}, r)
+		k := g.Op("Unsqueeze", []string{key, axis2})                                                                 // [batch, n, 1]
+		b := g.Op("Add", []string{g.Op("Mod", []string{k, ints(name+".pq", h.p, h.q)}), ints(name+".base", 0, h.p)}) // [batch, n, 2]
+		hit := g.Op("Equal", []string{g.Op("Gather", []string{keys, b}), k})
+		found := g.Op("Where", []string{hit, g.Op("Gather", []string{rowOf, b}), nothing})
+		// At most one bucket holds the key and a miss reads row 0: their sum is the row.
+		rows = append(rows, g.Op("ReduceSum", []string{found, axis2}, onnx.IntAttr("keepdims", 0)))
 	}
 	const end = math.MaxInt64
-	a, b := slice(ids, 0, -1), slice(ids, 1, end)
-	key2 := g.Op("Add", []string{g.Op("Mul", []string{a, vocab}), b})
-	ngram("bigram", fz.table2, key2, g.Op("Mul", []string{slice(mask, 0, -1), slice(mask, 1, end)}))
-	a, b, c := slice(ids, 0, -2), slice(ids, 1, -1), slice(ids, 2, end)
-	key3 := g.Op("Add", []string{g.Op("Mul", []string{g.Op("Add", []string{g.Op("Mul", []string{a, vocab}), b}), vocab}), c})
-	keep3 := g.Op("Mul", []string{g.Op("Mul", []string{slice(mask, 0, -2), slice(mask, 1, -1)}), slice(mask, 2, end)})
-	ngram("trigram", fz.table3, key3, keep3)
+	a, b := slice(tok, 0, -1), slice(tok, 1, end)
+	lookup("bigram", fz.table2, g.Op("Add", []string{g.Op("Mul", []string{a, vocab}), b}))
+	a, b, c := slice(tok, 0, -2), slice(tok, 1, -1), slice(tok, 2, end)
+	av := g.Op("Mul", []string{a, vocab})
+	lookup("trigram", fz.table3, g.Op("Add", []string{g.Op("Mul", []string{g.Op("Add", []string{av, b}), vocab}), c}))
 	if len(fz.tableS.keys) > 0 {
-		keyS := g.Op("Add", []string{g.Op("Mul", []string{a, vocab}), c})
-		ngram("skip_bigram", fz.tableS, keyS, g.Op("Mul", []string{slice(mask, 0, -2), slice(mask, 2, end)}))
+		lookup("skip_bigram", fz.tableS, g.Op("Add", []string{av, c}))
 	}
-
+	all := g.Op("Concat", rows, onnx.IntAttr("axis", 1))
+	tableT := g.Halves("feature_rows", []int64{int64(V + K), int64(C)}, table)
+	weightT := g.Floats("feature_weight2", []int64{int64(V + K)}, weight2)
+	// The table is stored in half precision and cast whole: ONNX Runtime folds the cast into a
+	// float32 table when the session loads, so a run gathers floats and converts nothing.
+	num := sum(g.Op("Gather", []string{g.Op("Cast", []string{tableT}, onnx.IntAttr("to", int64(onnx.Float))), all}))
+	den := sum(g.Op("Gather", []string{weightT, all}))
 	norm := g.Op("Sqrt", []string{g.Op("Add", []string{den, g.Scalar("eps", 1e-6)})})
 	x := g.Op("Div", []string{num, g.Op("Unsqueeze", []string{norm, axis1})})
-	var outputs []string
-	for _, hd := range n.heads {
-		L := int64(len(hd.labels))
-		xs := slice(x, int64(hd.off), int64(hd.off+hd.h))
-		h := g.Op("Relu", []string{g.Op("Add", []string{xs, g.Floats(fmt.Sprint(hd.name, hd.off, ".b"), []int64{int64(hd.h)}, hd.b)})})
-		logits := g.Op("Add", []string{g.Op("MatMul", []string{h, g.Floats(fmt.Sprint(hd.name, hd.off, ".W"), []int64{int64(hd.h), L}, hd.W)}), g.Floats(fmt.Sprint(hd.name, hd.off, ".c"), []int64{L}, hd.c)})
-		if hd.group < len(outputs) { // another member of an ensemble: average the logits
-			outputs[hd.group] = g.Op("Add", []string{outputs[hd.group], logits})
-		} else {
-			outputs = append(outputs, logits)
+
+	// Each output head's networks own adjacent columns; an ensemble's M networks act as one
+	// layer of M×h units whose second matrix is theirs stacked and divided by M, which is the
+	// mean of their logits.
+	for i := 0; i < len(n.heads); {
+		first := n.heads[i]
+		j := i
+		for j < len(n.heads) && n.heads[j].group == first.group {
+			j++
 		}
-	}
-	for i, hd := range n.heads {
-		if i > 0 && n.heads[i-1].group == hd.group {
-			continue
-		}
-		members := 0
-		for _, o := range n.heads {
-			if o.group == hd.group {
-				members++
+		members := n.heads[i:j]
+		i = j
+		L, M := len(first.labels), float32(len(members))
+		from, to := first.off, members[len(members)-1].off+members[len(members)-1].h
+		var bias, W []float32
+		c := make([]float32, L)
+		for _, hd := range members {
+			bias = append(bias, hd.b...)
+			for _, w := range hd.W {
+				W = append(W, w/M)
+			}
+			for k, v := range hd.c {
+				c[k] += v / M
 			}
 		}
-		logits := outputs[hd.group]
-		if members > 1 {
-			logits = g.Op("Mul", []string{logits, g.Scalar(hd.name+".mean", 1/float32(members))})
+		xs := x
+		if from != 0 || to != C {
+			xs = slice(x, int64(from), int64(to))
 		}
-		g.Output(g.Rename(logits, hd.name+"_logits"), onnx.Float, batch, onnx.Fixed(int64(len(hd.labels))))
+		name := fmt.Sprint(first.name, first.off)
+		h := g.Op("Relu", []string{g.Op("Add", []string{xs, g.Floats(name+".b", []int64{int64(to - from)}, bias)})})
+		logits := g.Op("Add", []string{g.Op("MatMul", []string{h, g.Floats(name+".W", []int64{int64(to - from), int64(L)}, W)}), g.Floats(name+".c", []int64{int64(L)}, c)})
+		g.Output(g.Rename(logits, first.name+"_logits"), onnx.Float, batch, onnx.Fixed(int64(L)))
 	}
 	return &onnx.Model{Graph: g, Producer: "kefu train", Version: 1}
 }

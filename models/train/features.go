@@ -179,13 +179,18 @@ func newFeaturizer(vocab []string, docs [][]int64, fc featureConfig) *featurizer
 				}
 			}
 		}
+		// No n-gram holds [PAD] (id 0, which only a text spelling "[PAD]" has): the graph
+		// reads padding as [PAD], and an n-gram reaching into it must find nothing.
 		for i := 0; i+1 < len(ids); i++ {
-			if k := bigram(V, ids[i], ids[i+1]); mark(k) {
+			if k := bigram(V, ids[i], ids[i+1]); ids[i] != 0 && ids[i+1] != 0 && mark(k) {
 				ng[k]++
 			}
 		}
 		for i := 0; i+2 < len(ids); i++ {
-			if k := trigram(V, ids[i], ids[i+1], ids[i+2]) | 1<<62; mark(k) {
+			if ids[i] == 0 || ids[i+2] == 0 {
+				continue
+			}
+			if k := trigram(V, ids[i], ids[i+1], ids[i+2]) | 1<<62; ids[i+1] != 0 && mark(k) {
 				ng[k]++
 			}
 			if k := bigram(V, ids[i], ids[i+2]) | 1<<61; skip && mark(k) {
