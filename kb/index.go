@@ -164,6 +164,10 @@ type Index struct {
 	mu        sync.RWMutex
 	questions map[string][]question
 	dict      map[string]uint32 // the questions' terms ("w" or "b", then the term) → id
+	// df is, by term id, the number of searchable articles whose questions have the term:
+	// bleve's document frequency in the question fields, kept here so that a search need not
+	// open a term reader per query term before the search proper.
+	df map[uint32]int32
 }
 
 // question is one of an article's questions and its terms: its distinct words, then its
@@ -212,7 +216,7 @@ func NewIndex() (*Index, error) {
 	}
 	return &Index{
 		idx: idx, dir: dir, words: im.AnalyzerNamed(analyzerWords), bigrams: im.AnalyzerNamed(analyzerBigrams),
-		questions: map[string][]question{}, dict: map[string]uint32{},
+		questions: map[string][]question{}, dict: map[string]uint32{}, df: map[uint32]int32{},
 	}, nil
 }
 
@@ -248,6 +252,7 @@ func (x *Index) Put(articles ...*Article) error {
 	}
 	x.mu.Lock()
 	for i, a := range articles {
+		x.count(x.questions[a.ID], -1)
 		if a.Status != Published || a.Deleted {
 			delete(x.questions, a.ID)
 			continue
@@ -265,9 +270,24 @@ func (x *Index) Put(articles ...*Article) error {
 			}
 		}
 		x.questions[a.ID] = qs
+		x.count(qs, 1)
 	}
 	x.mu.Unlock()
 	return nil
+}
+
+// count adds d to the document frequency of each distinct term of one article's questions.
+// The caller holds x.mu.
+func (x *Index) count(qs []question, d int32) {
+	seen := map[uint32]bool{}
+	for _, q := range qs {
+		for _, id := range q.terms {
+			if !seen[id] {
+				seen[id] = true
+				x.df[id] += d
+			}
+		}
+	}
 }
 
 // Len is the number of searchable articles.
@@ -306,10 +326,11 @@ func (x *Index) Search(ctx context.Context, text, lang string, k int) ([]Hit, er
 	if k < 1 || k > 100 {
 		return nil, &ValidationError{Field: "k", Msg: fmt.Sprintf("must be between 1 and 100, got %d", k)}
 	}
-	terms, err := x.queryTerms(text)
-	if err != nil {
-		return nil, err
-	}
+	terms := x.queryTerms(text)
+	var err error
+	// Articles in another language are left out. Without a language the query goes to bleve
+	// as it is: NewBooleanQuery would wrap it in a conjunction of one, which costs a call per
+	// match (8 % of a search on a large KB).
 	var mustNot []query.Query
 	for _, l := range Langs {
 		if lang != "" && l != lang {
@@ -318,14 +339,20 @@ func (x *Index) Search(ctx context.Context, text, lang string, k int) ([]Hit, er
 			mustNot = append(mustNot, t)
 		}
 	}
+	inLang := func(q query.Query) query.Query {
+		if len(mustNot) == 0 {
+			return q
+		}
+		return &query.BooleanQuery{Must: q, MustNot: query.NewDisjunctionQuery(mustNot)}
+	}
 	var top []*search.DocumentMatch
 	if all := terms.allCommon(); all != nil {
-		if top, err = x.top(ctx, query.NewBooleanQuery([]query.Query{all}, nil, mustNot), k); err != nil {
+		if top, err = x.top(ctx, inLang(all), k); err != nil {
 			return nil, fmt.Errorf("kb search: %w", err)
 		}
 	}
 	if len(top) == 0 {
-		if top, err = x.top(ctx, query.NewBooleanQuery([]query.Query{terms.query()}, nil, mustNot), k); err != nil {
+		if top, err = x.top(ctx, inLang(terms.query()), k); err != nil {
 			return nil, fmt.Errorf("kb search: %w", err)
 		}
 	}
@@ -424,35 +451,23 @@ func disjunction(byField map[string][]query.Query) query.Query {
 	return bleve.NewDisjunctionQuery(fields...)
 }
 
-func (x *Index) queryTerms(text string) (*queryTerms, error) {
-	r, err := x.idx.Advanced()
-	if err != nil {
-		return nil, err
-	}
-	reader, err := r.Reader()
-	if err != nil {
-		return nil, err
-	}
-	defer reader.Close()
-	n, err := reader.DocCount()
-	if err != nil {
-		return nil, err
-	}
+func (x *Index) queryTerms(text string) *queryTerms {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	n := len(x.questions)
 	qt := &queryTerms{words: map[string]float64{}, bigrams: map[string]float64{},
 		search: map[string][]query.Query{}, common: map[string][]query.Query{}}
 	common := max(CommonShare*float64(n), CommonMin)
-	add := func(dst map[string]float64, analyzer analysis.Analyzer, qField, aField string) error {
+	add := func(dst map[string]float64, prefix string, analyzer analysis.Analyzer, qField, aField string) {
 		for _, tok := range analyzer.Analyze([]byte(text)) {
 			term := string(tok.Term)
 			if _, ok := dst[term]; ok {
 				continue
 			}
-			tfr, err := reader.TermFieldReader(context.Background(), tok.Term, qField, false, false, false)
-			if err != nil {
-				return err
+			var df int32
+			if id, ok := x.dict[prefix+term]; ok {
+				df = x.df[id]
 			}
-			df := tfr.Count()
-			_ = tfr.Close()
 			// BM25's IDF, as bleve computes it.
 			idf := math.Log(1 + (float64(n)-float64(df)+0.5)/(float64(df)+0.5))
 			dst[term] = idf
@@ -471,15 +486,10 @@ func (x *Index) queryTerms(text string) (*queryTerms, error) {
 				dst[aField] = append(dst[aField], a)
 			}
 		}
-		return nil
 	}
-	if err := add(qt.words, x.words, fieldQWords, fieldAWords); err != nil {
-		return nil, err
-	}
-	if err := add(qt.bigrams, x.bigrams, fieldQBigrams, fieldABigrams); err != nil {
-		return nil, err
-	}
-	return qt, nil
+	add(qt.words, "w", x.words, fieldQWords, fieldAWords)
+	add(qt.bigrams, "b", x.bigrams, fieldQBigrams, fieldABigrams)
+	return qt
 }
 
 // byID is the IDF of each of the query's terms that some question has, by its id in dict.
