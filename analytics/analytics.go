@@ -15,8 +15,8 @@ package analytics
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"github.com/segmentio/encoding/json" // encoding/json's API, about twice as fast on a conversation record (README: Performance)
 	"strings"
 	"time"
 )

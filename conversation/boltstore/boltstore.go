@@ -6,8 +6,8 @@ package boltstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"github.com/segmentio/encoding/json" // encoding/json's API, about twice as fast on a conversation record (README: Performance)
 	"time"
 
 	bolt "go.etcd.io/bbolt"

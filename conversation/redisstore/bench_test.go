@@ -18,7 +18,8 @@ func BenchmarkSave(b *testing.B) {
 	rdb, prefix := testenv.Redis(b)
 	for _, transcript := range []int64{0, 1000} {
 		b.Run(fmt.Sprint("transcript=", transcript), func(b *testing.B) {
-			s := redisstore.New(rdb, redisstore.Options{Prefix: prefix + fmt.Sprint(transcript), Transcript: transcript})
+			// A prefix of its own per run: with -count, a run must not find the last one's record.
+			s := redisstore.New(rdb, redisstore.Options{Prefix: fmt.Sprint(prefix, transcript, "-", time.Now().UnixNano()), Transcript: transcript})
 			c := conversation.New("bench", time.Now())
 			for i := range 10 {
 				c.AddTurn(conversation.Turn{Text: fmt.Sprint("我的订单 KF1234567", i, " 到哪了"), Intent: "order_status", Replies: []string{"请提供订单号"}})
@@ -33,7 +34,7 @@ func BenchmarkSave(b *testing.B) {
 		})
 	}
 	b.Run("load", func(b *testing.B) {
-		s := redisstore.New(rdb, redisstore.Options{Prefix: prefix + "load"})
+		s := redisstore.New(rdb, redisstore.Options{Prefix: fmt.Sprint(prefix, "load-", time.Now().UnixNano())})
 		c := conversation.New("bench", time.Now())
 		for i := range 10 {
 			c.AddTurn(conversation.Turn{Text: fmt.Sprint("message ", i), Replies: []string{"reply"}})
