@@ -31,7 +31,10 @@ type Config struct {
 	Session SessionConfig
 	// MaxBatch is the most texts in one model run; default 32.
 	MaxBatch int
-	// MaxWait is how long a batch waits to fill after its first text arrives; default 1ms.
+	// MaxWait is how long a batch may wait to fill after its first text; default 1ms. It
+	// waits only while texts arrive often enough for company to be likely (on average one or
+	// more within MaxWait); at a slower pace a text runs at once, as waiting would only add
+	// MaxWait to its latency.
 	MaxWait time.Duration
 	// QueueSize is how many requests (each up to MaxBatch texts) may wait; beyond it Classify
 	// answers ErrOverloaded. Default 256.
@@ -106,6 +109,8 @@ type Classifier struct {
 	outputs  []string
 
 	queue    chan *job
+	arrived  atomic.Int64 // when the last request was queued (Unix ns)
+	gap      atomic.Int64 // moving average of the time between requests (ns); 0: none yet
 	workers  sync.WaitGroup
 	mu       sync.RWMutex // guards closed against sends on a closed queue
 	closed   bool
@@ -163,6 +168,8 @@ func Load(rt *Runtime, dir string, cfg Config) (*Classifier, error) {
 	if _, err := c.Classify(context.Background(), []string{"warm up", "预热一下"}); err != nil {
 		return nil, errors.Join(fmt.Errorf("load model: %s: warm-up run: %w", modelPath, err), c.Close())
 	}
+	c.arrived.Store(0) // the warm-up says nothing of the traffic to come
+	c.gap.Store(0)
 	if !tok.Fast() {
 		cfg.Logger.Info("tokenizer uses sugarme's general pipeline (slower)", "file", filepath.Join(dir, m.Tokenizer))
 	}
@@ -274,6 +281,7 @@ func (c *Classifier) Classify(ctx context.Context, texts []string) ([]Result, er
 	if n > cap(c.queue)-len(c.queue) {
 		return nil, ErrOverloaded
 	}
+	c.count(time.Now())
 	jctx, withdraw := context.WithCancel(ctx)
 	defer withdraw()
 	jobs := make([]*job, 0, n)
@@ -353,8 +361,29 @@ func (c *Classifier) Close() error {
 	return c.session.Destroy()
 }
 
-// work gathers jobs into batches: it takes the first waiting job, then more until MaxBatch
-// texts or MaxWait, and runs them.
+// count updates the average time between requests with one arriving at now (an
+// exponentially weighted mean, weight 1/8, from the first gap; racing updates may drop one,
+// which is harmless).
+func (c *Classifier) count(now time.Time) {
+	t := now.UnixNano()
+	if prev := c.arrived.Swap(t); prev > 0 && t > prev {
+		if g := c.gap.Load(); g == 0 {
+			c.gap.Store(t - prev)
+		} else {
+			c.gap.Store(g + (t-prev-g)/8)
+		}
+	}
+}
+
+// busy says whether requests arrive often enough for a batch to wait for company: on average
+// one or more within MaxWait. (A rule of 1.5 cost 6 % more CPU per message at 3,000 turns/s.)
+func (c *Classifier) busy() bool {
+	g := c.gap.Load()
+	return g > 0 && g <= int64(c.cfg.MaxWait)
+}
+
+// work gathers jobs into batches: it takes the first waiting job, then every one already
+// queued, and while busy waits up to MaxWait for more, until MaxBatch texts; then it runs them.
 func (c *Classifier) work() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -370,25 +399,41 @@ func (c *Classifier) work() {
 		}
 		batch := []*job{first}
 		n := len(first.ids)
-		timer.Reset(c.cfg.MaxWait)
+		waiting := false // the timer runs
 	fill:
 		for n < c.cfg.MaxBatch {
+			var j *job
+			var ok bool
 			select {
-			case j, ok := <-c.queue:
-				if !ok {
+			case j, ok = <-c.queue:
+			default: // nothing queued: wait for company only while busy
+				if !waiting {
+					if !c.busy() {
+						break fill
+					}
+					waiting = true
+					timer.Reset(c.cfg.MaxWait)
+				}
+				select {
+				case j, ok = <-c.queue:
+				case <-timer.C:
+					waiting = false
 					break fill
 				}
-				if n+len(j.ids) > c.cfg.MaxBatch {
-					carry = j
-					break fill
-				}
-				batch = append(batch, j)
-				n += len(j.ids)
-			case <-timer.C:
+			}
+			if !ok {
 				break fill
 			}
+			if n+len(j.ids) > c.cfg.MaxBatch {
+				carry = j
+				break fill
+			}
+			batch = append(batch, j)
+			n += len(j.ids)
 		}
-		timer.Stop()
+		if waiting {
+			timer.Stop()
+		}
 		c.run(batch)
 	}
 }

@@ -180,6 +180,43 @@ func TestClassifyConcurrentCallers(t *testing.T) {
 	}
 }
 
+// TestBatchesWaitOnlyWhenCompanyIsLikely: with MaxWait 500 ms, texts that come 800 ms apart
+// run at once (waiting would only add to their latency), while a text that follows a burst
+// (20 texts 5 ms apart) waits for company, as batching under load needs.
+func TestBatchesWaitOnlyWhenCompanyIsLikely(t *testing.T) {
+	const wait = 500 * time.Millisecond
+	bundle := writeBundle(t, bundleOpts{})
+	slow := load(t, bundle, models.Config{MaxWait: wait, Workers: 1})
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(800 * time.Millisecond)
+		}
+		start := time.Now()
+		_, err := slow.Classify(t.Context(), []string{"where is my order"})
+		must(t, err)
+		if took := time.Since(start); took >= wait*4/5 {
+			t.Errorf("text %d of a slow pace took %v: it waited for company that was not coming", i, took)
+		}
+	}
+	busy := load(t, bundle, models.Config{MaxWait: wait, Workers: 1})
+	var wg sync.WaitGroup
+	for i := range 20 {
+		time.Sleep(5 * time.Millisecond)
+		wg.Go(func() {
+			if _, err := busy.Classify(context.Background(), []string{fmt.Sprint("burst ", i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	start := time.Now()
+	_, err := busy.Classify(t.Context(), []string{"where is my order"})
+	must(t, err)
+	if took := time.Since(start); took < wait {
+		t.Errorf("a text right after a burst took %v: it did not wait for company (MaxWait %v)", took, wait)
+	}
+}
+
 func TestClassifyBadInput(t *testing.T) {
 	c := load(t, writeBundle(t, bundleOpts{}), models.Config{})
 	cases := map[string]string{

@@ -226,7 +226,7 @@ func modelFlags(fs *flag.FlagSet) *models.Config {
 	fs.IntVar(&cfg.Session.IntraOpThreads, "threads", 0, "threads per model run (0: cores / workers)")
 	fs.IntVar(&cfg.Session.InterOpThreads, "inter-threads", 0, "threads across graph branches (0: ONNX Runtime's default)")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", 32, "most texts in one model run")
-	fs.DurationVar(&cfg.MaxWait, "max-wait", 1e6, "how long a batch waits to fill after its first text")
+	fs.DurationVar(&cfg.MaxWait, "max-wait", 1e6, "how long a batch may wait to fill after its first text (only while requests arrive at least one per max-wait)")
 	fs.IntVar(&cfg.QueueSize, "queue", 256, "requests that may wait for the model before answering overloaded")
 	fs.IntVar(&cfg.Workers, "workers", 2, "batches run at once (keep workers × threads ≤ cores)")
 	return cfg
