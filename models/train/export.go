@@ -42,8 +42,9 @@ func export(dir string, cfg Config, n *net, fz *featurizer, rep *Report) error {
 // The graph is built for few nodes, since ONNX Runtime spends about a microsecond on each
 // node of a run, which is most of a short text's cost: token and n-gram rows share one table
 // (token ids first, then the n-grams, row 0 being [PAD]: zeros, weight 0, and also what an
-// unknown n-gram reads), so one Gather and one ReduceSum take every feature; both buckets of
-// an n-gram are probed at once, and the miss among them reads row 0; an ensemble's networks are one wider layer.
+// unknown n-gram reads), so one Gather and one ReduceSum of it take every feature; both
+// buckets of an n-gram are probed at once, the miss among them reading row 0; an ensemble's
+// networks are one wider layer.
 func graph(n *net, fz *featurizer) *onnx.Model {
 	V, C := fz.vocab, n.cols
 	K := len(fz.ngWeights)
